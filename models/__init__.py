@@ -1,0 +1,24 @@
+"""The case record (SQLModel tables), its vocabularies, state machine and the people's forms."""
+
+from models.case import (
+    Account,
+    Action,
+    ActionReview,
+    ActionReviewNote,
+    AuditEvent,
+    Case,
+    Deadline,
+    Decision,
+    MonitoringRecord,
+    Officer,
+    Outbox,
+    Report,
+    as_utc,
+    to_db,
+    utc_now,
+)
+
+__all__ = [
+    "Account", "Action", "ActionReview", "ActionReviewNote", "AuditEvent", "Case", "Deadline",
+    "Decision", "MonitoringRecord", "Officer", "Outbox", "Report", "as_utc", "to_db", "utc_now",
+]

@@ -1,0 +1,145 @@
+"""Controlled vocabularies of the case record; values are stable strings stored in the DB."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class CaseState(StrEnum):
+    REFERRAL_RECEIVED = "referral_received"
+    AWAITING_ACCOUNT = "awaiting_account"
+    ACCOUNT_RECEIVED = "account_received"
+    NO_ACCOUNT = "no_account"
+    FACT_FINDING_DECISION = "fact_finding_decision"
+    FACT_FINDING = "fact_finding"
+    REFERRED_BACK = "referred_back_to_aa"
+    DISCUSSION_SCHEDULING = "discussion_scheduling"
+    DISCUSSION_HELD = "discussion_held"
+    NON_ENGAGEMENT_REVIEW = "non_engagement_review"
+    REPORT_SUBMITTED = "report_submitted"
+    ACTIONS_MONITORING = "actions_monitoring"
+    CLOSED_COMPLETE = "closed_complete"
+    CLOSED_NFA = "closed_nfa"
+    ESCALATED_UPP = "escalated_upp"
+    ESCALATED_MISCONDUCT = "escalated_misconduct"
+    ESCALATED_VETTING = "escalated_vetting"
+    DISCONTINUED = "discontinued"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL_STATES
+
+    @property
+    def label(self) -> str:
+        return self.value.replace("_", " ").replace(" aa", " appropriate authority").capitalize()
+
+
+TERMINAL_STATES = frozenset(
+    {
+        CaseState.CLOSED_COMPLETE,
+        CaseState.CLOSED_NFA,
+        CaseState.ESCALATED_UPP,
+        CaseState.ESCALATED_MISCONDUCT,
+        CaseState.ESCALATED_VETTING,
+        CaseState.DISCONTINUED,
+        CaseState.CANCELLED,
+    }
+)
+
+
+class Route(StrEnum):
+    """The statutory route by which the appropriate authority referred the matter."""
+
+    SEVERITY_ASSESSMENT = "severity_assessment"
+    DURING_INVESTIGATION = "during_investigation"
+    REG_23_5_A_NO_CASE_TO_ANSWER = "reg_23_5_a_no_case_to_answer"
+    SCH3_PARA_24_6 = "sch3_para_24_6"
+    REG_42_1_B_PANEL_DIRECTION = "reg_42_1_b_panel_direction"
+    LINE_MANAGEMENT_CONCERN = "line_management_concern"
+
+
+class Origin(StrEnum):
+    CONDUCT_MATTER = "conduct_matter"
+    PUBLIC_COMPLAINT = "public_complaint"
+    RECORDABLE_CONDUCT_MATTER = "recordable_conduct_matter"
+    INTERNAL = "internal"
+
+    @property
+    def has_complainant_duties(self) -> bool:
+        """Progress and outcome letters are owed only where a complaint is behind the case."""
+        return self is Origin.PUBLIC_COMPLAINT
+
+
+class Rank(StrEnum):
+    CONSTABLE = "constable"
+    SERGEANT = "sergeant"
+    INSPECTOR = "inspector"
+    CHIEF_INSPECTOR = "chief_inspector"
+    SUPERINTENDENT = "superintendent"
+    CHIEF_SUPERINTENDENT = "chief_superintendent"
+    ASSISTANT_CHIEF_CONSTABLE = "assistant_chief_constable"
+    DEPUTY_CHIEF_CONSTABLE = "deputy_chief_constable"
+    CHIEF_CONSTABLE = "chief_constable"
+
+    @property
+    def above_chief_superintendent(self) -> bool:
+        return RANK_ORDER.index(self) > RANK_ORDER.index(Rank.CHIEF_SUPERINTENDENT)
+
+
+RANK_ORDER = list(Rank)
+
+
+class EmploymentStatus(StrEnum):
+    SERVING = "serving"
+    LEFT = "left"
+
+
+class ReviewerBasis(StrEnum):
+    """Reviewer eligibility: line manager, a senior officer, or more senior staff (AA opinion)."""
+
+    LINE_MANAGER = "line_manager"
+    SENIOR_OFFICER = "senior_officer"
+    SENIOR_STAFF = "senior_staff"
+
+
+class ReviewBody(StrEnum):
+    LOCAL_POLICING_BODY = "local_policing_body"
+    IOPC = "iopc"
+
+
+class ActionType(StrEnum):
+    MANAGEMENT_MEETING = "management_meeting_or_mediation"
+    SHADOWING_MENTORING = "shadowing_or_mentoring"
+    RESTORATIVE = "restorative_action"
+    TRAINING = "training_learning_plan_or_pdr_entry"
+    NO_FURTHER_ACTION = "no_further_action"
+
+
+class ActionStatus(StrEnum):
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+class DeadlineKind(StrEnum):
+    ACCOUNT = "account"
+    DECISION = "decision"
+    DISCUSSION = "discussion"
+    REPORT = "report"
+    ACTION_REVIEW = "action_review"
+    COMPLAINANT_UPDATE = "complainant_update"
+    OUTCOME_LETTER = "outcome_letter"
+    PDR = "pdr"
+
+
+class DeadlineStatus(StrEnum):
+    OPEN = "open"
+    MET = "met"
+    MISSED = "missed"
+    CANCELLED = "cancelled"
+
+
+class OutboxStatus(StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"

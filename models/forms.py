@@ -1,0 +1,156 @@
+"""The forms people fill in Prefect's Resume UI (RunInput), and the system's wake-up input.
+
+Choices are enums, never bools: one Prefect UI omits a false switch. Case-specific forms (UPP
+hidden where the Performance Regulations do not apply; one field per action at a review) are built
+per case by the functions at the bottom, deterministically, so a replay rebuilds the same form.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from enum import StrEnum
+from typing import Any
+
+from prefect.input import RunInput
+from pydantic import BaseModel, Field, create_model
+
+from models.enums import ActionType
+
+DECIDED_BY = Field(
+    min_length=3, max_length=254, title="Your email address",
+    description="Recorded in the audit log; must be the case's reviewer or a PSD decision-maker",
+)
+
+
+class WakeReason(StrEnum):
+    ACCOUNT_RECEIVED = "account_received"
+    NO_ACCOUNT = "no_account"
+    CASE_CHANGED = "case_changed"
+
+
+class Wake(RunInput):
+    """Sent by the portal and the sweep: the case record changed, read it again."""
+
+    reason: WakeReason
+
+
+class FactFindingChoice(StrEnum):
+    NO_FACT_FINDING = "No fact-finding needed: go to the discussion"
+    FACT_FINDING = "Fact-finding needed"
+    REFER_BACK = "Substantial new evidence: refer back to PSD"
+
+
+class FactFindingDecision(RunInput):
+    choice: FactFindingChoice = Field(title="Fact-finding decision")
+    reasons: str = Field(default="", max_length=2000, title="Reasons (optional)")
+    decided_by: str = DECIDED_BY
+
+
+class FactFindingOutcomeChoice(StrEnum):
+    COMPLETE = "Fact-finding complete: go to the discussion"
+    REFER_BACK = "Substantial new evidence: refer back to PSD"
+
+
+class FactFindingOutcome(RunInput):
+    choice: FactFindingOutcomeChoice = Field(title="Outcome of fact-finding")
+    reasons: str = Field(default="", max_length=2000, title="Reasons (optional)")
+    decided_by: str = DECIDED_BY
+
+
+class AuthorityChoice(StrEnum):
+    CONTINUE_SAME_SCOPE = "Continue RPRP, same scope"
+    CONTINUE_NEW_NOTICE = "Continue RPRP with a new notice and a new account window"
+    MISCONDUCT = "Misconduct proceedings"
+    UPP = "Unsatisfactory performance procedures (UPP)"
+    VETTING = "Vetting Regulations"
+    NO_FURTHER_ACTION = "No further action"
+
+
+class DiscussionChoice(StrEnum):
+    HELD_ENGAGED = "Discussion held and the officer engaged"
+    DID_NOT_ATTEND = "Officer did not attend"
+    DID_NOT_ENGAGE = "Officer attended but did not engage"
+
+
+class DiscussionOutcome(RunInput):
+    choice: DiscussionChoice = Field(title="Discussion outcome")
+    held_on: date = Field(title="Date of the discussion (or of the missed meeting)")
+    decided_by: str = DECIDED_BY
+
+
+class NonEngagementChoice(StrEnum):
+    RE_INVITE = "Re-invite the officer to a discussion"
+    UPP = "Unsatisfactory performance procedures (UPP)"
+    FORMAL_PROCEEDINGS = "Formal (misconduct) proceedings"
+
+
+class Agreement(StrEnum):
+    AGREED = "The officer agrees the report"
+    NOT_AGREED = "The officer does not agree (comments recorded)"
+
+
+class ReportAction(BaseModel):
+    type: ActionType = Field(title="Action type")
+    description: str = Field(min_length=3, max_length=1000, title="What will be done")
+    owner: str = Field(min_length=2, max_length=200, title="Owner")
+    due_on: date = Field(title="Due date")
+
+
+class ReportForm(RunInput):
+    """The Reflective Review Development Report, with the reg 70(2) content."""
+
+    issue_summary: str = Field(min_length=10, max_length=10000,
+                               title="Summary of the issue and relevant background")
+    discussion_summary: str = Field(min_length=10, max_length=10000,
+                                    title="Summary of the reflective practice discussion")
+    actions: list[ReportAction] = Field(min_length=1, title="Key actions, each with a time limit")
+    officer_lessons: str = Field(min_length=3, max_length=5000,
+                                 title="Lessons for the participating officer")
+    force_lessons: str = Field(min_length=3, max_length=5000,
+                               title="Lessons for line management or the force ('None' if none)")
+    review_period_weeks: int = Field(ge=1, le=52, title="Review period (weeks)")
+    agreed_on: date = Field(title="Date the report was agreed")
+    agreement: Agreement = Field(title="Does the officer agree the report?")
+    officer_comments: str = Field(default="", max_length=5000, title="Officer's comments")
+    decided_by: str = DECIDED_BY
+
+
+class ReviewOutcome(StrEnum):
+    CLOSE = "Completed: close this action"
+    KEEP_OPEN = "Not yet complete: keep open"
+
+
+def authority_decision_form(upp_available: bool) -> type[RunInput]:
+    """The AA's decision after a referral back; UPP is absent where it cannot apply."""
+    return _choice_form("AuthorityDecision", AuthorityChoice, upp_available,
+                        "Appropriate authority decision")
+
+
+def non_engagement_form(upp_available: bool) -> type[RunInput]:
+    return _choice_form("NonEngagementDecision", NonEngagementChoice, upp_available,
+                        "Decision on non-engagement")
+
+
+def _choice_form(name: str, choices: type[StrEnum], upp_available: bool,
+                 title: str) -> type[RunInput]:
+    allowed = [c for c in choices if upp_available or c.name != "UPP"]
+    enum = StrEnum(f"{name}Choice", {c.name: c.value for c in allowed})  # type: ignore[misc]
+    return create_model(
+        name if upp_available else f"{name}NoUpp",
+        __base__=RunInput,
+        choice=(enum, Field(title=title)),
+        reasons=(str, Field(min_length=3, max_length=2000, title="Reasons")),
+        decided_by=(str, DECIDED_BY),
+    )
+
+
+def action_review_form(action_ids: list[int]) -> type[RunInput]:
+    """One note and one outcome per open action, named by action id."""
+    fields: dict[str, Any] = {}
+    for action_id in action_ids:
+        fields[f"action_{action_id}_note"] = (
+            str, Field(min_length=3, max_length=2000, title=f"Action {action_id}: review note"))
+        fields[f"action_{action_id}_outcome"] = (
+            ReviewOutcome, Field(title=f"Action {action_id}: outcome"))
+    fields["decided_by"] = (str, DECIDED_BY)
+    return create_model("ActionReviewForm", __base__=RunInput, **fields)

@@ -1,0 +1,20 @@
+"""Alembic, driven from code: `rprp up`, the portal and the tests all upgrade the same way."""
+
+from __future__ import annotations
+
+from alembic import command
+from alembic.config import Config
+
+from rprp.db import normalise_url
+from rprp.settings import PROJECT_ROOT
+
+
+def alembic_config(database_url: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(PROJECT_ROOT / "migrations"))
+    config.set_main_option("sqlalchemy.url", normalise_url(database_url).replace("%", "%%"))
+    return config
+
+
+def upgrade_to_head(database_url: str) -> None:
+    command.upgrade(alembic_config(database_url), "head")

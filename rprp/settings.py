@@ -1,0 +1,116 @@
+"""One typed place for every setting; each is an environment variable prefixed RPRP_.
+
+Values marked *policy* are force policy, not law: the regulations set no number for them.
+"""
+
+from __future__ import annotations
+
+import secrets
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RPRP_", extra="ignore")
+
+    data_dir: Path = Field(default=Path(".rprp"), description="Where SQLite files, keys and logs live")
+    database_url: str = Field(default="", description="Case DB URL; default SQLite in data_dir")
+    secret_key: str = Field(default="", description="Signs officers' account links; default: a key file in data_dir")
+
+    portal_host: str = "127.0.0.1"
+    portal_port: int = 8000
+    portal_url: str = Field(default="", description="Public base URL of the portal, used in emails")
+    prefect_ui_url: str = Field(default="", description="Base URL of the Prefect UI, used in emails")
+    portal_users: str = Field(
+        default="psd:psd-password:psd",
+        description="Portal logins as user:password:role, comma-separated (role psd or reviewer)",
+    )
+
+    psd_email: str = "psd@force.example"
+    psd_decision_makers: str = Field(
+        default="psd@force.example",
+        description="Emails or names allowed to take appropriate-authority decisions, comma-separated",
+    )
+
+    smtp_host: str = ""
+    smtp_port: int = 1025
+    smtp_starttls: bool = False
+    smtp_username: str = ""
+    smtp_password: str = ""
+    smtp_sender: str = "rprp@force.example"
+    smtp_timeout_seconds: float = 10.0
+    smtp_max_attempts: int = 8
+
+    account_working_days: int = Field(default=5, description="Law: 5 working days for the account")
+    account_reminder_working_days: str = Field(
+        default="2,0", description="*policy* reminders, working days before the account deadline"
+    )
+    discussion_target_working_days: int = Field(default=15, description="*policy*")
+    report_target_working_days: int = Field(default=10, description="*policy*")
+    decision_target_working_days: int = Field(default=5, description="*policy* paused decisions")
+    complainant_update_days: int = Field(default=28, description="Law: at least every 4 weeks")
+    outcome_letter_working_days: int = Field(default=5, description="Law: outcome within 5 WD")
+    account_link_grace_days: int = Field(
+        default=30, description="*policy* how long after the deadline a late account link works"
+    )
+    extra_holidays: str = Field(default="", description="Extra non-working days, ISO dates")
+
+    @field_validator("account_working_days", "discussion_target_working_days",
+                     "report_target_working_days", "decision_target_working_days")
+    @classmethod
+    def _positive(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError("must be at least 1 working day")
+        return value
+
+    @property
+    def resolved_data_dir(self) -> Path:
+        path = self.data_dir.expanduser().resolve()
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    @property
+    def case_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.resolved_data_dir / 'cases.db'}"
+
+    @property
+    def public_portal_url(self) -> str:
+        return (self.portal_url or f"http://{self.portal_host}:{self.portal_port}").rstrip("/")
+
+    @property
+    def public_prefect_ui_url(self) -> str:
+        return (self.prefect_ui_url or "http://127.0.0.1:4200").rstrip("/")
+
+    @property
+    def signing_key(self) -> str:
+        if self.secret_key:
+            return self.secret_key
+        key_file = self.resolved_data_dir / "secret.key"
+        if not key_file.exists():
+            key_file.write_text(secrets.token_urlsafe(32))
+            key_file.chmod(0o600)
+        return key_file.read_text().strip()
+
+    @property
+    def reminder_offsets(self) -> list[int]:
+        return sorted({int(x) for x in self.account_reminder_working_days.split(",") if x.strip()},
+                      reverse=True)
+
+    @property
+    def decision_makers(self) -> set[str]:
+        return {x.strip().lower() for x in self.psd_decision_makers.split(",") if x.strip()}
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
+
+
+def reset_settings() -> None:
+    """Forget cached settings, so tests and `rprp up` can change the environment."""
+    get_settings.cache_clear()

@@ -1,0 +1,71 @@
+"""Reading and changing the case record: every state change is checked and audited."""
+
+from __future__ import annotations
+
+from sqlmodel import Session, select
+
+from models import AuditEvent, Case, Deadline, Officer, utc_now
+from models.enums import CaseState, DeadlineKind, DeadlineStatus
+from models.state import check_transition
+
+
+class CaseNotFound(LookupError):
+    pass
+
+
+def lock_case(session: Session, case_id: int) -> Case:
+    """Load a case for change; on PostgreSQL the row is locked until the transaction ends."""
+    case = session.get(Case, case_id, with_for_update=True, populate_existing=True)
+    if case is None:
+        raise CaseNotFound(f"No case with id {case_id}")
+    return case
+
+
+def officer_of(session: Session, case: Case) -> Officer:
+    officer = session.get(Officer, case.officer_id)
+    assert officer is not None
+    return officer
+
+
+def audit(session: Session, case: Case, *, actor: str, action: str, detail: str = "",
+          from_state: CaseState | None = None, to_state: CaseState | None = None) -> None:
+    assert case.id is not None
+    session.add(
+        AuditEvent(case_id=case.id, actor=actor, action=action, detail=detail[:1000],
+                   from_state=from_state.value if from_state else None,
+                   to_state=to_state.value if to_state else None)
+    )
+
+
+def transition(session: Session, case: Case, to_state: CaseState, *, actor: str, action: str,
+               detail: str = "") -> None:
+    """Move the case, or raise IllegalTransition having changed nothing."""
+    check_transition(case.state, to_state)
+    from_state = case.state
+    case.state = to_state
+    case.transition_count += 1
+    case.updated_at = utc_now()
+    if to_state.is_terminal:
+        case.closed_at = case.updated_at
+        for deadline in open_deadlines(session, case):
+            deadline.status = DeadlineStatus.CANCELLED
+            session.add(deadline)
+    session.add(case)
+    audit(session, case, actor=actor, action=action, detail=detail,
+          from_state=from_state, to_state=to_state)
+
+
+def open_deadlines(session: Session, case: Case, kind: DeadlineKind | None = None) -> list[Deadline]:
+    query = select(Deadline).where(Deadline.case_id == case.id,
+                                   Deadline.status == DeadlineStatus.OPEN)
+    if kind is not None:
+        query = query.where(Deadline.kind == kind)
+    return list(session.exec(query))
+
+
+def close_deadlines(session: Session, case: Case, kind: DeadlineKind,
+                    status: DeadlineStatus = DeadlineStatus.MET) -> None:
+    for deadline in open_deadlines(session, case, kind):
+        deadline.status = status
+        deadline.met_at = utc_now()
+        session.add(deadline)
