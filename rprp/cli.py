@@ -1,0 +1,39 @@
+"""The `rprp` command: each subcommand lives in rprp/commands/<name>.py with `run(argv) -> int`."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+COMMANDS = {
+    "up": "Start the whole stack: Prefect server and UI, worker, deployments, portal, mail",
+    "demo": "Create sample referrals on a running stack and drive them down the main paths",
+    "deadline": "Compute a working-day deadline: --served <ISO datetime> --working-days <N>",
+    "sweep": "Run the deadline sweep once now (or --as-of <ISO datetime>)",
+    "migrate": "Upgrade the case database schema to the latest migration",
+    "portal": "Run the web portal only",
+    "bench": "Run the benchmark harness",
+}
+
+
+def usage() -> str:
+    lines = ["usage: rprp <command> [options]", "", "commands:"]
+    lines += [f"  {name:<10} {text}" for name, text in COMMANDS.items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in {"-h", "--help", "help"}:
+        print(usage())
+        return 0
+    name, rest = args[0], args[1:]
+    if name not in COMMANDS:
+        print(f"rprp: unknown command '{name}'\n\n{usage()}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(f"rprp.commands.{name}")
+    return int(module.run(rest) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
