@@ -1,0 +1,37 @@
+"""An action-plan review, started by the sweep when the report's review period is up.
+
+The reviewer records a note and an outcome for each open action in Prefect's Resume form; when
+every action is closed the case closes and its lifecycle run is woken to finish.
+"""
+
+from __future__ import annotations
+
+from prefect import flow, get_run_logger
+from prefect.flow_runs import suspend_flow_run
+from prefect.runtime import flow_run
+
+from models.forms import WakeReason, action_review_form
+from tasks.action_reviews import record_review, review_wait
+from tasks.briefing import describe
+from tasks.notify import deliver_pending
+from tasks.orchestration import wake_case
+
+
+@flow(name="rprp-action-review", log_prints=False, persist_result=False)
+async def rprp_action_review(case_id: int, review_number: int) -> str:
+    logger = get_run_logger()
+    run_id = flow_run.get_id()
+    while True:
+        step = review_wait(case_id, review_number, str(run_id) if run_id else None)
+        await deliver_pending()
+        if step is None:
+            logger.info("Review %s of case %s is complete", review_number, case_id)
+            return "complete"
+        wait, action_ids = step
+        form = action_review_form(action_ids).with_initial_data(
+            description=describe(case_id, wait))
+        answer = await suspend_flow_run(wait_for_input=form, key=wait.key)
+        if record_review(case_id, review_number, answer):
+            await deliver_pending()
+            await wake_case(case_id, WakeReason.CASE_CHANGED)
+            return "case closed"

@@ -1,0 +1,107 @@
+"""One flow run per case, from notice to closure: an interpreter of the case record.
+
+Each pass reads the case, does the automatic steps, then suspends (no process held) until a
+person answers in the Prefect UI, the portal records an account, or the sweep moves a deadline.
+Prefect replays the flow from the top on resume; every step checks the record, so replay is
+harmless. Only the case id crosses into Prefect: parameters, results and logs hold nothing more.
+"""
+
+from __future__ import annotations
+
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.flow_runs import suspend_flow_run
+from prefect.input import RunInput, keyset_from_base_key
+from prefect.input.actions import adelete_flow_run_input
+from prefect.runtime import flow_run
+
+from models import Case
+from models.enums import CaseState
+from models.forms import (
+    DiscussionOutcome,
+    FactFindingDecision,
+    FactFindingOutcome,
+    ReportForm,
+    Wake,
+    authority_decision_form,
+    non_engagement_form,
+)
+from rprp.db import session_scope
+from tasks.briefing import describe
+from tasks.casework import Wait, advance, apply_answer
+from tasks.notify import deliver_pending
+from tasks.records import officer_of
+
+STEP = {"cache_policy": NO_CACHE, "persist_result": False}
+
+
+@task(name="advance-case", **STEP)
+def advance_case(case_id: int) -> tuple[CaseState, Wait | None]:
+    """Automatic steps: serve notice, move to the next decision, file to the record."""
+    _remember_flow_run(case_id)
+    return advance(case_id)
+
+
+@task(name="send-mail", retries=2, retry_delay_seconds=5, **STEP)
+async def send_mail() -> int:
+    """Deliver what the last step queued; what fails stays queued for the sweep."""
+    return (await deliver_pending()).sent
+
+
+@task(name="record-decision", **STEP)
+def record_decision(case_id: int, wait_key: str, answer: RunInput) -> CaseState:
+    return apply_answer(case_id, wait_key, answer)
+
+
+def form_for(case_id: int, wait: Wait) -> type[RunInput]:
+    """The form a waiting step needs, rebuilt the same way on every replay."""
+    if wait.kind == "wake":
+        return Wake
+    with session_scope() as session:
+        case = session.get(Case, case_id)
+        assert case is not None
+        upp = officer_of(session, case).upp_available
+    forms: dict[str, type[RunInput]] = {
+        "fact_finding_decision": FactFindingDecision,
+        "fact_finding_outcome": FactFindingOutcome,
+        "authority_decision": authority_decision_form(upp),
+        "discussion_outcome": DiscussionOutcome,
+        "non_engagement": non_engagement_form(upp),
+        "report": ReportForm,
+    }
+    return forms[wait.kind].with_initial_data(description=describe(case_id, wait))
+
+
+def _remember_flow_run(case_id: int) -> None:
+    run_id = flow_run.get_id()
+    if not run_id:
+        return
+    with session_scope() as session:
+        case = session.get(Case, case_id)
+        if case is not None and case.flow_run_id is None:
+            case.flow_run_id = str(run_id)
+            session.add(case)
+
+
+@flow(name="rprp-case", log_prints=False, persist_result=False)
+async def rprp_case(case_id: int) -> str:
+    """Carry case `case_id` through RPRP; returns its final state."""
+    logger = get_run_logger()
+    while True:
+        state, wait = advance_case(case_id)
+        await send_mail()
+        if wait is None:
+            logger.info("Case %s finished in state %s", case_id, state.value)
+            return state.value
+        logger.info("Case %s waits in %s (%s)", case_id, state.value, wait.key)
+        answer = await suspend_flow_run(wait_for_input=form_for(case_id, wait), key=wait.key)
+        if wait.kind != "wake":
+            record_decision(case_id, wait.key, answer)
+            if wait.kind == "report":
+                await forget_answer(wait.key)
+
+
+async def forget_answer(wait_key: str) -> None:
+    """The report's discussion summary is confidential: once it is in the case DB, drop
+    Prefect's copy of the submitted form."""
+    await adelete_flow_run_input(key=keyset_from_base_key(f"suspended-{wait_key}")["response"])

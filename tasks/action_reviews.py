@@ -1,0 +1,58 @@
+"""The action-plan review step: ask the reviewer about each open action, record the notes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from models import Case
+from models.enums import CaseState
+from rprp.db import session_scope
+from tasks import letters
+from tasks.casework import Wait, enter
+from tasks.people import NotAllowedToDecide, check_decider
+from tasks.records import audit, lock_case
+from tasks.report import apply_action_review, open_actions, review_of
+
+
+def review_wait(case_id: int, number: int, flow_run_id: str | None) -> tuple[Wait, list[int]] | None:
+    """What review `number` asks, or None if it is done or the case is no longer monitored.
+
+    Also queues the reviewer's email with the link to this review's Prefect run (once).
+    """
+    with session_scope() as session:
+        case = lock_case(session, case_id)
+        review = review_of(session, case_id, number)
+        if case.state is not CaseState.ACTIONS_MONITORING or review is None or (
+                review.completed_at is not None):
+            return None
+        if flow_run_id:
+            letters.action_review_due(session, case, review, flow_run_id)
+        action_ids = [a.id for a in open_actions(session, case_id) if a.id is not None]
+        key = f"action-review-{number}-{case.rejected_inputs}"
+        return Wait(key, "action_review", f"Action-plan review {number}"), action_ids
+
+
+def record_review(case_id: int, number: int, answer: Any) -> bool:
+    """Apply the review; True when the case closed because every action is closed."""
+    with session_scope() as session:
+        case = lock_case(session, case_id)
+        try:
+            decider = check_decider(case, answer.decided_by, reviewer_may=True, psd_may=True)
+        except NotAllowedToDecide as exc:
+            case.rejected_inputs += 1
+            session.add(case)
+            audit(session, case, actor=str(answer.decided_by)[:254], action="decision_rejected",
+                  detail=str(exc))
+            return False
+        all_closed = apply_action_review(session, case_id, number, answer, decider)
+        if all_closed and case.state is CaseState.ACTIONS_MONITORING:
+            enter(session, case, CaseState.CLOSED_COMPLETE, actor=decider,
+                  action="all_actions_closed")
+        return case.state is CaseState.CLOSED_COMPLETE
+
+
+def case_state(case_id: int) -> CaseState:
+    with session_scope() as session:
+        case = session.get(Case, case_id)
+        assert case is not None
+        return case.state

@@ -1,0 +1,80 @@
+"""The markdown shown above a Resume form: enough to decide, nothing confidential.
+
+No account text, no discussion notes, no protected characteristics: only facts of the referral,
+the timeline and a link to the case page, where the full record sits behind a login.
+"""
+
+from __future__ import annotations
+
+from sqlmodel import select
+
+from models import Account, Deadline
+from models.enums import DeadlineStatus
+from rprp.db import session_scope
+from tasks.casework import Wait, last_rejection
+from tasks.deadlines import date_text
+from tasks.links import case_link
+from tasks.records import officer_of
+
+GUIDANCE: dict[str, str] = {
+    "fact_finding_decision": "Decide whether fact-finding would help before the discussion. "
+    "Refer back to PSD only if there is substantial new evidence that the matter is more "
+    "serious than thought.",
+    "fact_finding_outcome": "Record whether fact-finding is complete, or whether it found "
+    "substantial new evidence that needs the appropriate authority.",
+    "authority_decision": "The matter was referred back. Take the appropriate authority's "
+    "decision. Reasons are recorded in the audit log.",
+    "discussion_outcome": "Record whether the reflective practice discussion was held and the "
+    "officer engaged. Non-engagement goes to a decision; it is never automatic.",
+    "non_engagement": "The officer did not attend or did not engage. Decide what follows.",
+    "report": "File the Reflective Review Development Report (reg 70(2)): issue, discussion, "
+    "actions with time limits, lessons for the officer and the force, review period.",
+    "action_review": "Review each action in the plan: record a note and whether it is complete.",
+}
+
+
+def describe(case_id: int, wait: Wait) -> str:
+    with session_scope() as session:
+        from models import Case
+
+        case = session.get(Case, case_id)
+        assert case is not None and case.id is not None
+        officer = officer_of(session, case)
+        accounts = session.exec(select(Account).where(Account.case_id == case.id)).all()
+        deadlines = session.exec(select(Deadline).where(Deadline.case_id == case.id,
+                                                        Deadline.status == DeadlineStatus.OPEN)
+                                 ).all()
+        rejection = last_rejection(session, case)
+        if accounts:
+            latest = accounts[-1]
+            account = f"received {date_text(latest.received_at)}" + (" (late)" if latest.late
+                                                                       else "")
+        elif case.account_deadline_missed:
+            account = "none by the deadline (optional: not non-engagement)"
+        else:
+            account = "not yet"
+        lines = [
+            f"## {case.reference}: {wait.title}",
+            "",
+            GUIDANCE.get(wait.kind, ""),
+            "",
+            f"- **Officer:** {officer.rank.value.replace('_', ' ').title()} {officer.name} "
+            f"({officer.collar_number}){' — probationer' if officer.probationer else ''}",
+            f"- **Reviewer:** {case.reviewer_name} ({case.reviewer_email})",
+            f"- **Route / origin:** {case.route.value.replace('_', ' ')} / "
+            f"{case.origin.value.replace('_', ' ')}",
+            f"- **Allegation category:** {case.allegation_category}",
+            f"- **Reason for RPRP:** {case.rprp_reason}",
+            f"- **Summary:** {case.public_summary}",
+            f"- **Account:** {account}",
+        ]
+        lines += [f"- **Due ({d.kind.value.replace('_', ' ')}):** {date_text(d.due_at)}"
+                  for d in deadlines]
+        if not officer.upp_available:
+            lines.append("- UPP is not available for this officer (Performance Regulations).")
+        lines += ["", f"[Open the case page]({case_link(case.id)})", "",
+                  "Type your email address in *Your email address*: only the case's reviewer "
+                  "or a PSD decision-maker may decide."]
+        if rejection:
+            lines += ["", f"> **The previous submission was not accepted:** {rejection}"]
+        return "\n".join(lines)

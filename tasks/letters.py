@@ -1,0 +1,251 @@
+"""Who is told what, and when: every email the process owes, queued in the outbox.
+
+Each key names (case, kind, recipient, occurrence), so a replay queues nothing twice. Contexts
+carry only what a letter may say: never the account, the discussion or monitoring data.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlmodel import Session, select
+
+from models import Action, ActionReview, Case, Deadline, Officer, Report, as_utc
+from models.enums import ActionType, CaseState, DeadlineKind, DeadlineStatus, ReviewBody
+from rprp.settings import get_settings
+from tasks.deadlines import date_text, set_deadline
+from tasks.links import case_link, flow_run_link
+from tasks.notify import enqueue
+
+S = CaseState
+
+DECISION_TITLES: dict[CaseState, str] = {
+    S.FACT_FINDING_DECISION: "Decide whether fact-finding is needed",
+    S.FACT_FINDING: "Record the outcome of fact-finding",
+    S.REFERRED_BACK: "Appropriate authority decision after a referral back",
+    S.DISCUSSION_SCHEDULING: "Hold the reflective practice discussion and record its outcome",
+    S.DISCUSSION_HELD: "Write and file the Reflective Review Development Report",
+    S.NON_ENGAGEMENT_REVIEW: "Decide what follows the officer's non-engagement",
+}
+
+STAGE_TEXT: dict[CaseState, str] = {
+    S.AWAITING_ACCOUNT: "The officer has been given written notice of the process.",
+    S.REFERRED_BACK: "The matter is being reconsidered by the appropriate authority.",
+    S.DISCUSSION_SCHEDULING: "A reflective practice discussion is being arranged.",
+    S.ACTIONS_MONITORING: "The discussion has taken place and agreed actions are being followed up.",
+}
+
+
+def _send(session: Session, case: Case, officer: Officer | None, kind: str, recipient: str,
+          occurrence: str | int, **context: Any) -> bool:
+    assert case.id is not None
+    return enqueue(
+        session, key=f"{case.id}:{kind}:{recipient}:{occurrence}", kind=kind,
+        recipient=recipient, case_id=case.id,
+        context={"case": case, "officer": officer, **context},
+    )
+
+
+def _psd() -> str:
+    return get_settings().psd_email
+
+
+def _due_text(session: Session, case: Case) -> str:
+    deadline = session.exec(
+        select(Deadline).where(Deadline.case_id == case.id, Deadline.round == case.transition_count,
+                               Deadline.status == DeadlineStatus.OPEN,
+                               Deadline.kind.in_([DeadlineKind.DECISION,  # type: ignore[attr-defined]
+                                                  DeadlineKind.DISCUSSION, DeadlineKind.REPORT]))
+    ).first()
+    return date_text(deadline.due_at) if deadline else ""
+
+
+def officer_notice(session: Session, case: Case, officer: Officer, deadline: Deadline,
+                   link: str) -> None:
+    _send(session, case, officer, "officer_notice", officer.email, f"round{case.notice_round}",
+          deadline_text=date_text(deadline.due_at), account_link=link,
+          reviewer_name=case.reviewer_name)
+
+
+def account_reminder(session: Session, case: Case, officer: Officer, deadline: Deadline,
+                     working_days_left: int, link: str) -> bool:
+    return _send(session, case, officer, "account_reminder", officer.email,
+                 f"round{case.notice_round}-wd{working_days_left}",
+                 deadline_text=date_text(deadline.due_at), account_link=link,
+                 working_days_left=working_days_left)
+
+
+def _account_note(session: Session, case: Case) -> str:
+    from models import Account
+
+    account = session.exec(select(Account).where(Account.case_id == case.id,
+                                                 Account.notice_round == case.notice_round)).first()
+    if account is None:
+        return "No account was received by the deadline. The account is optional: this is " \
+               "not non-engagement."
+    if account.late:
+        return "The officer's account was received late. Read it on the case page."
+    return "The officer's account was received. Read it on the case page."
+
+
+def on_enter(session: Session, case: Case, officer: Officer) -> None:
+    """Queue what entering the case's current state owes people."""
+    state, occurrence = case.state, case.transition_count
+    links = {"case_link": case_link(case.id or 0),
+             "decision_link": flow_run_link(case.flow_run_id)}
+    if state in DECISION_TITLES:
+        note = _account_note(session, case) if state is S.FACT_FINDING_DECISION else ""
+        if state is S.REFERRED_BACK:
+            _send(session, case, officer, "referral_back", _psd(), occurrence,
+                  referred_by=case.reviewer_name, **links)
+            return
+        recipients = [(case.reviewer_email, case.reviewer_name)]
+        if state is S.NON_ENGAGEMENT_REVIEW:
+            recipients.append((_psd(), "Professional Standards"))
+        for email, name in recipients:
+            _send(session, case, officer, "decision_needed", email, occurrence,
+                  recipient_name=name, decision_title=DECISION_TITLES[state],
+                  due_text=_due_text(session, case), note=note, **links)
+    elif state.is_terminal:
+        outcome = OUTCOME_LABELS[state]
+        kind = "escalation" if state.name.startswith("ESCALATED") else "case_closed"
+        extra = {"decided_by": _last_actor(session, case)} if kind == "escalation" else {}
+        for email in (_psd(), case.reviewer_email):
+            _send(session, case, officer, kind, email, occurrence, outcome_label=outcome,
+                  case_link=links["case_link"], **extra)
+        if state is not S.CLOSED_COMPLETE:
+            complainant_outcome(session, case, _complainant_outcome_text(state), "")
+
+
+def _last_actor(session: Session, case: Case) -> str:
+    from models import AuditEvent
+
+    event = session.exec(select(AuditEvent).where(AuditEvent.case_id == case.id)
+                         .order_by(AuditEvent.id.desc())).first()  # type: ignore[union-attr]
+    return event.actor if event else ""
+
+
+OUTCOME_LABELS: dict[CaseState, str] = {
+    S.ESCALATED_MISCONDUCT: "Misconduct proceedings",
+    S.ESCALATED_UPP: "Unsatisfactory performance procedures (UPP)",
+    S.ESCALATED_VETTING: "Referred under the Vetting Regulations",
+    S.CLOSED_NFA: "No further action",
+    S.CLOSED_COMPLETE: "Completed: report filed and every action closed",
+    S.DISCONTINUED: "Discontinued: the officer has left the force",
+    S.CANCELLED: "Cancelled: the referral was withdrawn",
+}
+
+
+def _complainant_outcome_text(state: CaseState) -> str:
+    if state.name.startswith("ESCALATED"):
+        return ("The reflective practice review process has ended because the matter is now "
+                "being dealt with under a different procedure. We will keep you informed.")
+    if state is S.CLOSED_NFA:
+        return ("The appropriate authority has reconsidered the matter and decided that no "
+                "further action will be taken.")
+    if state is S.DISCONTINUED:
+        return ("The reflective practice review process has ended because the officer has left "
+                "the police service.")
+    return "The reflective practice review process in relation to your complaint has ended."
+
+
+def late_account(session: Session, case: Case, officer: Officer) -> None:
+    if case.state is S.FACT_FINDING_DECISION:
+        _send(session, case, officer, "decision_needed", case.reviewer_email,
+              f"late-account-{case.transition_count}", recipient_name=case.reviewer_name,
+              decision_title=DECISION_TITLES[S.FACT_FINDING_DECISION], due_text="",
+              note="The officer's account was received late. Read it on the case page.",
+              case_link=case_link(case.id or 0), decision_link=flow_run_link(case.flow_run_id))
+
+
+def missed_account_deadline(session: Session, case: Case, deadline: Deadline) -> None:
+    for email in (_psd(), case.reviewer_email):
+        _send(session, case, None, "missed_account_deadline", email, f"round{case.notice_round}",
+              deadline_text=date_text(deadline.due_at), case_link=case_link(case.id or 0),
+              officer=session.get(Officer, case.officer_id))
+
+
+def report_filed(session: Session, case: Case, officer: Officer, report: Report,
+                 actions: list[Action], review_on: Any) -> None:
+    review_due, pdr_due = date_text(review_on), date_text(report.pdr_due_on)
+    _send(session, case, officer, "report_filed", _psd(), "report",
+          case_link=case_link(case.id or 0), review_due_text=review_due, pdr_due_text=pdr_due)
+    _send(session, case, officer, "officer_report_copy", officer.email, "report",
+          reviewer_name=case.reviewer_name, issue_summary=report.issue_summary,
+          officer_lessons=report.officer_lessons, force_lessons=report.force_lessons,
+          review_period_weeks=report.review_period_weeks,
+          agreed_on_text=date_text(report.agreed_on), review_due_text=review_due,
+          pdr_due_text=pdr_due,
+          actions=[{"type_label": ActionType(a.type).name.replace("_", " ").capitalize(),
+                    "description": a.description, "owner": a.owner,
+                    "due_text": date_text(a.due_on)} for a in actions])
+    complainant_outcome(
+        session, case,
+        "The officer has taken part in a reflective practice review discussion. A report has "
+        "been agreed with actions and lessons, and the actions will be reviewed.",
+        report.force_lessons if report.force_lessons.strip().lower() not in {"none", "n/a"} else "",
+    )
+
+
+def _complainant_address(case: Case) -> str:
+    """Letters go by email where we have one; otherwise to PSD to post."""
+    return case.complainant_email or _psd()
+
+
+def complainant_outcome(session: Session, case: Case, outcome_text: str, learning: str) -> None:
+    if not case.origin.has_complainant_duties or not case.complainant_name:
+        return
+    body = ReviewBody(case.complainant_review_body or ReviewBody.LOCAL_POLICING_BODY)
+    label = ("the Independent Office for Police Conduct (IOPC)" if body is ReviewBody.IOPC
+             else "the local policing body")
+    if _send(session, case, None, "complainant_outcome", _complainant_address(case), "outcome",
+             complainant_name=case.complainant_name, outcome_text=outcome_text,
+             learning_text=learning, review_body_label=label, review_days=28):
+        from tasks.calendar import england_and_wales
+
+        now = datetime.now().astimezone()
+        set_deadline(session, case, DeadlineKind.OUTCOME_LETTER, now,
+                     england_and_wales().version, 1).status = DeadlineStatus.MET
+
+
+def start_complainant_updates(session: Session, case: Case, served_at: datetime) -> None:
+    """A first letter when the process starts, then the 4-weekly clock (reg 34)."""
+    if not case.origin.has_complainant_duties or not case.complainant_name:
+        return
+    complainant_progress(session, case, 0, served_at)
+
+
+def complainant_progress(session: Session, case: Case, number: int, sent_at: datetime) -> bool:
+    """Send progress letter `number` and set the next one due 4 weeks later."""
+    from tasks.calendar import england_and_wales
+
+    next_due = as_utc(sent_at) + timedelta(days=get_settings().complainant_update_days)
+    sent = _send(session, case, None, "complainant_progress", _complainant_address(case),
+                 f"progress{number}", complainant_name=case.complainant_name,
+                 stage_text=STAGE_TEXT.get(case.state, "The reflective practice review "
+                                           "process is continuing."),
+                 next_update_text=date_text(next_due))
+    if sent:
+        set_deadline(session, case, DeadlineKind.COMPLAINANT_UPDATE, next_due,
+                     england_and_wales().version, number + 1)
+    return sent
+
+
+def overdue(session: Session, case: Case, deadline: Deadline, what: str) -> bool:
+    sent = False
+    for email in (case.reviewer_email, _psd()):
+        sent |= _send(session, case, session.get(Officer, case.officer_id), "overdue_reminder",
+                      email, f"deadline{deadline.id}", what=what,
+                      due_text=date_text(deadline.due_at),
+                      decision_link=flow_run_link(case.flow_run_id),
+                      case_link=case_link(case.id or 0))
+    return sent
+
+
+def action_review_due(session: Session, case: Case, review: ActionReview,
+                      flow_run_id: str) -> bool:
+    return _send(session, case, session.get(Officer, case.officer_id), "action_review_due",
+                 case.reviewer_email, f"review{review.number}", review_number=review.number,
+                 due_text=date_text(review.due_on), decision_link=flow_run_link(flow_run_id),
+                 case_link=case_link(case.id or 0))

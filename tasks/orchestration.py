@@ -1,0 +1,114 @@
+"""The few calls the case record makes to Prefect: start a case's run, wake it, stop it.
+
+Only ids and a reason ever cross: never the account, the discussion or monitoring data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from uuid import UUID
+
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.objects import FlowRun
+from prefect.deployments import arun_deployment
+from prefect.exceptions import ObjectNotFound
+from prefect.flow_runs import aresume_flow_run
+from prefect.states import Cancelled
+
+from models import Case
+from models.forms import WakeReason
+from rprp.db import session_scope
+
+CASE_DEPLOYMENT = "rprp-case/rprp-case"
+ACTION_REVIEW_DEPLOYMENT = "rprp-action-review/rprp-action-review"
+
+log = logging.getLogger("rprp.orchestration")
+
+
+async def start_case_flow(case_id: int) -> str:
+    """One flow run per case: the idempotency key makes a second start return the first run."""
+    run: FlowRun = await arun_deployment(
+        CASE_DEPLOYMENT,
+        parameters={"case_id": case_id},
+        timeout=0,
+        idempotency_key=f"rprp-case-{case_id}",
+        flow_run_name=f"RPRP-{case_id:06d}",
+        as_subflow=False,
+        tags=["rprp"],
+    )
+    with session_scope() as session:
+        case = session.get(Case, case_id)
+        if case is not None and case.flow_run_id != str(run.id):
+            case.flow_run_id = str(run.id)
+            session.add(case)
+    return str(run.id)
+
+
+async def start_action_review_flow(case_id: int, review_number: int) -> str:
+    run: FlowRun = await arun_deployment(
+        ACTION_REVIEW_DEPLOYMENT,
+        parameters={"case_id": case_id, "review_number": review_number},
+        timeout=0,
+        idempotency_key=f"rprp-action-review-{case_id}-{review_number}",
+        flow_run_name=f"RPRP-{case_id:06d}-review-{review_number}",
+        as_subflow=False,
+        tags=["rprp", "action-review"],
+    )
+    return str(run.id)
+
+
+async def is_paused(flow_run_id: str) -> bool:
+    async with get_client() as client:
+        try:
+            run = await client.read_flow_run(UUID(flow_run_id))
+        except ObjectNotFound:
+            return False
+    return bool(run.state and run.state.is_paused())
+
+
+async def wake_flow_run(flow_run_id: str, reason: WakeReason, attempts: int = 5,
+                        delay: float = 1.0) -> bool:
+    """Resume a run waiting for a Wake; False if it is not (yet) paused for one.
+
+    The run may still be between reading the case and suspending, so try a few times.
+    """
+    for attempt in range(attempts):
+        if await is_paused(flow_run_id):
+            try:
+                await aresume_flow_run(UUID(flow_run_id), run_input={"reason": reason.value})
+                return True
+            except Exception as exc:  # paused for a person's form, not a Wake
+                log.info("flow run %s not resumed with a wake: %s", flow_run_id, type(exc).__name__)
+                return False
+        if attempt + 1 < attempts:
+            await asyncio.sleep(delay)
+    return False
+
+
+async def wake_case(case_id: int, reason: WakeReason, attempts: int = 5) -> bool:
+    """Wake the case's run; if it cannot be woken now, flag the case for the sweep to retry."""
+    with session_scope() as session:
+        case = session.get(Case, case_id)
+        flow_run_id = case.flow_run_id if case else None
+    woken = bool(flow_run_id) and await wake_flow_run(flow_run_id, reason, attempts)
+    with session_scope() as session:
+        case = session.get(Case, case_id)
+        if case is not None and case.wake_requested == woken:
+            case.wake_requested = not woken
+            session.add(case)
+    return woken
+
+
+async def stop_flow_run(flow_run_id: str | None, message: str) -> None:
+    """End a run that is waiting for a person when the case closed outside it (officer left)."""
+    if not flow_run_id:
+        return
+    async with get_client() as client:
+        try:
+            run = await client.read_flow_run(UUID(flow_run_id))
+        except ObjectNotFound:
+            return
+        if run.state and not run.state.is_final():
+            await client.set_flow_run_state(UUID(flow_run_id), Cancelled(message=message),
+                                            force=True)

@@ -1,0 +1,136 @@
+"""Filing the Reflective Review Development Report and reviewing its action plan (reg 70)."""
+
+from __future__ import annotations
+
+import calendar as _calendar
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from sqlmodel import Session, select
+
+from models import Action, ActionReview, ActionReviewNote, Case, Report, utc_now
+from models.enums import ActionStatus, ActionType, CaseState, DeadlineKind, DeadlineStatus
+from models.forms import Agreement, ReviewOutcome
+from tasks import letters
+from tasks.calendar import LONDON, england_and_wales
+from tasks.deadlines import set_deadline
+from tasks.records import audit, lock_case, officer_of
+
+
+class ReportRejected(ValueError):
+    """A report or review that breaks a rule: recorded, and the step is asked again."""
+
+
+def add_months(day: date, months: int) -> date:
+    """Same day n months on; 29 Feb 2024 + 12 months is 28 Feb 2025 (the month has no 29th)."""
+    month_index = day.month - 1 + months
+    year, month = day.year + month_index // 12, month_index % 12 + 1
+    return date(year, month, min(day.day, _calendar.monthrange(year, month)[1]))
+
+
+def end_of_day(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, 23, 59, 59, tzinfo=LONDON).astimezone(UTC)
+
+
+def file_report(session: Session, case: Case, answer: Any, decider: str,
+                now: datetime | None = None) -> Report:
+    """Store the report, its actions, the review and PDR clocks, and queue the copies."""
+    today = (now or datetime.now(UTC)).astimezone(LONDON).date()
+    if answer.agreed_on > today:
+        raise ReportRejected("The agreed date cannot be in the future")
+    late_actions = [a.description for a in answer.actions if a.due_on < answer.agreed_on]
+    if late_actions:
+        raise ReportRejected("Every action's due date must be on or after the agreed date")
+    if answer.agreement is Agreement.NOT_AGREED and not answer.officer_comments.strip():
+        raise ReportRejected("Record the officer's comments when they do not agree the report")
+    assert case.id is not None
+    report = Report(
+        case_id=case.id, issue_summary=answer.issue_summary,
+        discussion_summary=answer.discussion_summary, officer_lessons=answer.officer_lessons,
+        force_lessons=answer.force_lessons, review_period_weeks=answer.review_period_weeks,
+        agreed_on=answer.agreed_on, officer_agrees=answer.agreement is Agreement.AGREED,
+        officer_comments=answer.officer_comments, submitted_by=decider,
+        sent_to_aa_at=utc_now(), pdr_due_on=add_months(answer.agreed_on, 12),
+    )
+    session.add(report)
+    actions = [
+        Action(case_id=case.id, type=a.type, description=a.description, owner=a.owner,
+               due_on=a.due_on,
+               status=ActionStatus.CLOSED if a.type is ActionType.NO_FURTHER_ACTION
+               else ActionStatus.OPEN)
+        for a in answer.actions
+    ]
+    session.add_all(actions)
+    version = england_and_wales().version
+    review_on = answer.agreed_on + timedelta(weeks=answer.review_period_weeks)
+    session.add(ActionReview(case_id=case.id, number=1, due_on=review_on))
+    set_deadline(session, case, DeadlineKind.ACTION_REVIEW, end_of_day(review_on), version, 1)
+    set_deadline(session, case, DeadlineKind.PDR, end_of_day(report.pdr_due_on), version, 1)
+    session.flush()
+    audit(session, case, actor=decider, action="report_filed",
+          detail=f"{len(actions)} actions; review {review_on}; PDR by {report.pdr_due_on}")
+    letters.report_filed(session, case, officer_of(session, case), report, actions, review_on)
+    return report
+
+
+def open_actions(session: Session, case_id: int) -> list[Action]:
+    return list(session.exec(
+        select(Action).where(Action.case_id == case_id, Action.status == ActionStatus.OPEN)
+        .order_by(Action.id)  # type: ignore[arg-type]
+    ))
+
+
+def review_of(session: Session, case_id: int, number: int) -> ActionReview | None:
+    return session.exec(select(ActionReview).where(ActionReview.case_id == case_id,
+                                                   ActionReview.number == number)).first()
+
+
+def apply_action_review(session: Session, case_id: int, number: int, answer: Any,
+                        decider: str) -> bool:
+    """Record a note per open action; returns True when every action is now closed."""
+    case = lock_case(session, case_id)
+    review = review_of(session, case_id, number)
+    if review is None or review.completed_at is not None:
+        return not open_actions(session, case_id)
+    assert review.id is not None
+    for action in open_actions(session, case_id):
+        assert action.id is not None
+        note = getattr(answer, f"action_{action.id}_note")
+        outcome = getattr(answer, f"action_{action.id}_outcome")
+        closed = outcome is ReviewOutcome.CLOSE
+        session.add(ActionReviewNote(review_id=review.id, action_id=action.id, note=note,
+                                     closed=closed))
+        if closed:
+            action.status = ActionStatus.CLOSED
+            action.closed_at = utc_now()
+            session.add(action)
+    review.completed_at = utc_now()
+    review.reviewed_by = decider
+    session.add(review)
+    for deadline in _open(session, case, DeadlineKind.ACTION_REVIEW, number):
+        deadline.status = DeadlineStatus.MET
+        deadline.met_at = utc_now()
+        session.add(deadline)
+    session.flush()
+    remaining = open_actions(session, case_id)
+    audit(session, case, actor=decider, action="action_review_recorded",
+          detail=f"review {number}; {len(remaining)} actions still open")
+    if remaining:
+        report = session.exec(select(Report).where(Report.case_id == case_id)).one()
+        next_on = date.today() + timedelta(weeks=report.review_period_weeks)
+        session.add(ActionReview(case_id=case_id, number=number + 1, due_on=next_on))
+        set_deadline(session, case, DeadlineKind.ACTION_REVIEW, end_of_day(next_on),
+                     england_and_wales().version, number + 1)
+    return not remaining
+
+
+def _open(session: Session, case: Case, kind: DeadlineKind, round: int) -> list:
+    from models import Deadline
+
+    return list(session.exec(select(Deadline).where(
+        Deadline.case_id == case.id, Deadline.kind == kind, Deadline.round == round,
+        Deadline.status == DeadlineStatus.OPEN)))
+
+
+__all__ = ["ReportRejected", "file_report", "apply_action_review", "open_actions", "review_of",
+           "add_months", "CaseState"]
