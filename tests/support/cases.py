@@ -1,0 +1,138 @@
+"""Building and driving cases in tests, the way PSD, officers, reviewers and the sweep do."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import date, timedelta
+from typing import Any
+from uuid import UUID
+
+from prefect.client.orchestration import get_client
+from prefect.flow_runs import aresume_flow_run
+from sqlmodel import select
+
+from models import AuditEvent, Case, Outbox
+from models.enums import CaseState
+from models.forms import WakeReason
+from rprp.db import session_scope
+from tasks.casework import record_account
+from tasks.intake import ReferralIn, create_case
+from tasks.orchestration import start_case_flow, wake_case
+from tests.support.stack import eventually
+
+_numbers = itertools.count(1)
+REVIEWER = "sgt.reviewer@force.example"
+PSD = "psd@force.example"
+
+
+def sample_referral(**overrides: Any) -> ReferralIn:
+    n = next(_numbers)
+    today = date.today()
+    data: dict[str, Any] = {
+        "route": "severity_assessment",
+        "origin": "conduct_matter",
+        "concern_reported_on": (today - timedelta(days=20)).isoformat(),
+        "referred_on": (today - timedelta(days=1)).isoformat(),
+        "incident_on": (today - timedelta(days=30)).isoformat(),
+        "allegation_category": "Discreditable conduct",
+        "rprp_reason": "Rude manner towards a member of the public during a stop",
+        "behaviour_summary": f"Full internal summary of the behaviour, case sample {n}.",
+        "public_summary": "An officer spoke discourteously to a member of the public.",
+        "aa_decision_maker": "DI Appropriate Authority",
+        "officer": {"collar_number": f"PC{n:05d}{id(overrides) % 1000}", "name": f"Alex Officer {n}",
+                    "email": f"officer{n}@force.example", "rank": "constable"},
+        "reviewer": {"name": "Sgt Sam Reviewer", "email": REVIEWER, "basis": "line_manager"},
+    }
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(data.get(key), dict):
+            data[key] = {**data[key], **value}
+        else:
+            data[key] = value
+    return ReferralIn.model_validate(data)
+
+
+async def open_case(referral: ReferralIn | None = None) -> int:
+    """What the portal does on a valid referral: store the case, then start its flow run."""
+    with session_scope() as session:
+        case, _ = create_case(session, referral or sample_referral(), actor=PSD)
+        case_id = case.id
+    assert case_id is not None
+    await start_case_flow(case_id)
+    return case_id
+
+
+def case_row(case_id: int) -> Case:
+    with session_scope() as session:
+        case = session.get(Case, case_id)
+        assert case is not None
+        return case
+
+
+async def paused_in(case_id: int, state: CaseState, timeout: float = 90) -> Case:
+    """Wait until the case is in `state` and its flow run is suspended waiting for input."""
+
+    async def check() -> Case | None:
+        case = case_row(case_id)
+        if case.state is not state or not case.flow_run_id:
+            return None
+        async with get_client() as client:
+            run = await client.read_flow_run(UUID(case.flow_run_id))
+        return case if run.state and run.state.is_paused() else None
+
+    return await eventually(check, timeout, f"case {case_id} paused in {state.value}")  # type: ignore[return-value]
+
+
+async def finished(case_id: int, timeout: float = 90) -> str:
+    async def check() -> str | None:
+        case = case_row(case_id)
+        async with get_client() as client:
+            run = await client.read_flow_run(UUID(case.flow_run_id or ""))
+        return run.state.name if run.state and run.state.is_final() else None
+
+    return await eventually(check, timeout, f"flow run of case {case_id} to finish")  # type: ignore[return-value]
+
+
+async def decide(case_id: int, **answer: Any) -> None:
+    """What the Resume form in the Prefect UI sends."""
+    case = case_row(case_id)
+    await aresume_flow_run(UUID(case.flow_run_id or ""), run_input=answer)
+
+
+async def give_account(case_id: int, text: str) -> None:
+    """What the portal's account page does."""
+    case = case_row(case_id)
+    _, wake = record_account(case_id, case.notice_round, text)
+    if wake:
+        await wake_case(case_id, WakeReason.ACCOUNT_RECEIVED)
+
+
+def outbox(case_id: int) -> list[Outbox]:
+    with session_scope() as session:
+        return list(session.exec(select(Outbox).where(Outbox.case_id == case_id)
+                                 .order_by(Outbox.id)))  # type: ignore[arg-type]
+
+
+def audit_actions(case_id: int) -> list[str]:
+    with session_scope() as session:
+        return [e.action for e in session.exec(
+            select(AuditEvent).where(AuditEvent.case_id == case_id)
+            .order_by(AuditEvent.id))]  # type: ignore[arg-type]
+
+
+def report_answer(**overrides: Any) -> dict[str, Any]:
+    today = date.today()
+    answer = {
+        "issue_summary": "Discourteous manner during a stop on the high street.",
+        "discussion_summary": "We discussed the stop, the officer's workload and welfare.",
+        "actions": [{"type": "training_learning_plan_or_pdr_entry",
+                     "description": "Complete the communication skills module",
+                     "owner": "PC Officer", "due_on": (today + timedelta(days=30)).isoformat()}],
+        "officer_lessons": "Explain the reason for a stop at the start.",
+        "force_lessons": "None",
+        "review_period_weeks": 12,
+        "agreed_on": today.isoformat(),
+        "agreement": "The officer agrees the report",
+        "decided_by": REVIEWER,
+    }
+    answer.update(overrides)
+    return answer

@@ -1,0 +1,105 @@
+"""The real components the integration tests run against, started once per session."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from uuid import UUID
+
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.actions import WorkPoolCreate
+from prefect.exceptions import ObjectAlreadyExists
+
+ROOT = Path(__file__).resolve().parents[2]
+POOL = "rprp-pool"
+
+
+async def register_deployments() -> None:
+    """Register the project's three deployments on the test server's process pool."""
+    from flows.action_review import rprp_action_review
+    from flows.case_lifecycle import rprp_case
+    from flows.sweep import rprp_sweep
+
+    async with get_client() as client:
+        try:
+            await client.create_work_pool(WorkPoolCreate(name=POOL, type="process"))
+        except ObjectAlreadyExists:
+            pass
+    for flow, name in ((rprp_case, "rprp-case"), (rprp_sweep, "rprp-sweep"),
+                       (rprp_action_review, "rprp-action-review")):
+        deployment = await flow.to_deployment(name=name, work_pool_name=POOL,
+                                              job_variables={"working_dir": str(ROOT)})
+        await deployment.apply()
+
+
+@dataclass
+class Worker:
+    """A real `prefect worker start` process that the test can kill and restart."""
+
+    env: dict[str, str]
+    log_path: Path
+    process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "prefect", "worker", "start", "--pool", POOL, "--type",
+             "process", "--limit", "4"],
+            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def kill(self) -> None:
+        """SIGKILL the worker and every flow process it started, as a crash would."""
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+def worker_env(api_url: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update({
+        "PREFECT_API_URL": api_url,
+        "PREFECT_WORKER_QUERY_SECONDS": "1",
+        "PREFECT_WORKER_PREFETCH_SECONDS": "1",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_LOGGING_LEVEL": "INFO",
+        "PYTHONPATH": str(ROOT),
+    })
+    return env
+
+
+async def eventually(check: Callable[[], object], timeout: float = 90, what: str = "",
+                     interval: float = 0.25) -> object:
+    """Poll until check() is truthy: the worker acts on its own clock, not the test's."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or check}")
+        await asyncio.sleep(interval)
+
+
+async def flow_run_state(flow_run_id: str) -> str:
+    async with get_client() as client:
+        run = await client.read_flow_run(UUID(flow_run_id))
+    return run.state.name if run.state else ""
