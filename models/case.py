@@ -6,7 +6,6 @@ Instants are stored as naive UTC (`utc_now()`), dates as calendar dates in Europ
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-
 from enum import Enum
 
 from sqlalchemy import Column, Text, UniqueConstraint

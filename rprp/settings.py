@@ -20,7 +20,9 @@ class Settings(BaseSettings):
 
     data_dir: Path = Field(default=Path(".rprp"), description="Where SQLite files, keys and logs live")
     database_url: str = Field(default="", description="Case DB URL; default SQLite in data_dir")
-    secret_key: str = Field(default="", description="Signs officers' account links; default: a key file in data_dir")
+    secret_key: str = Field(
+        default="", description="Signs officers' account links; default: a key file in data_dir"
+    )
 
     portal_host: str = "127.0.0.1"
     portal_port: int = 8000
@@ -57,6 +59,9 @@ class Settings(BaseSettings):
     outcome_letter_working_days: int = Field(default=5, description="Law: outcome within 5 WD")
     account_link_grace_days: int = Field(
         default=30, description="*policy* how long after the deadline a late account link works"
+    )
+    stalled_run_minutes: int = Field(
+        default=15, description="A case run Running this long has lost its process: reschedule"
     )
     extra_holidays: str = Field(default="", description="Extra non-working days, ISO dates")
 

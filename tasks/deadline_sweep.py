@@ -19,7 +19,7 @@ from tasks import letters
 from tasks.calendar import LONDON, WorkingCalendar, england_and_wales
 from tasks.casework import mark_no_account
 from tasks.notice import notice_link
-from tasks.orchestration import start_action_review_flow, wake_case
+from tasks.orchestration import recover_stalled_runs, start_action_review_flow, wake_case
 from tasks.records import lock_case
 
 COMPLAINANT_LEAD = timedelta(days=3)  # send a progress letter up to 3 days before it is owed
@@ -42,6 +42,7 @@ class SweepReport:
     woken: int = 0
     overdue_reminders: int = 0
     reviews_started: int = 0
+    runs_recovered: int = 0
     complainant_letters: int = 0
     errors: list[str] = field(default_factory=list)
 
@@ -192,4 +193,6 @@ async def sweep(as_of: datetime | None = None) -> SweepReport:
     overdue_steps(as_of, report)
     complainant_letters(as_of, report)
     await start_due_reviews(as_of, report)
+    stale_after = timedelta(minutes=get_settings().stalled_run_minutes)
+    report.runs_recovered = len(await recover_stalled_runs(stale_after))
     return report

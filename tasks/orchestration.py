@@ -7,14 +7,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.objects import FlowRun
+from prefect.client.schemas.filters import (
+    FlowRunFilter,
+    FlowRunFilterState,
+    FlowRunFilterStateType,
+    FlowRunFilterTags,
+)
+from prefect.client.schemas.objects import FlowRun, StateType
 from prefect.deployments import arun_deployment
 from prefect.exceptions import ObjectNotFound
 from prefect.flow_runs import aresume_flow_run
-from prefect.states import Cancelled
+from prefect.states import Cancelled, Scheduled
 
 from models import Case
 from models.forms import WakeReason
@@ -112,3 +119,37 @@ async def stop_flow_run(flow_run_id: str | None, message: str) -> None:
         if run.state and not run.state.is_final():
             await client.set_flow_run_state(UUID(flow_run_id), Cancelled(message=message),
                                             force=True)
+
+
+STALE_STATES = [StateType.RUNNING, StateType.PENDING, StateType.CRASHED]
+
+
+async def recover_stalled_runs(stale_after: timedelta, now: datetime | None = None) -> list[str]:
+    """Reschedule case runs whose process died (worker killed, machine lost) mid-step.
+
+    A step takes seconds; a run still Running or Pending long after it entered that state has
+    no process behind it. Rescheduled, Prefect replays it from the top and every step checks the
+    case record, so nothing is repeated and nothing is lost.
+    """
+    cutoff = (now or datetime.now(UTC)).astimezone(UTC) - stale_after
+    recovered: list[str] = []
+    async with get_client() as client:
+        offset = 0
+        while True:
+            runs = await client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(
+                    state=FlowRunFilterState(type=FlowRunFilterStateType(any_=STALE_STATES)),
+                    tags=FlowRunFilterTags(all_=["rprp"]),
+                ),
+                limit=200, offset=offset,
+            )
+            for run in runs:
+                entered = run.state.timestamp if run.state else None
+                if entered is not None and entered.astimezone(UTC) < cutoff:
+                    await client.set_flow_run_state(
+                        run.id, Scheduled(message="Rescheduled: its process stopped mid-step"),
+                        force=True)
+                    recovered.append(str(run.id))
+            if len(runs) < 200:
+                return recovered
+            offset += 200

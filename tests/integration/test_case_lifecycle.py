@@ -37,7 +37,7 @@ def kinds(case_id: int) -> list[str]:
 
 
 async def sweep_at(as_of: datetime) -> dict[str, object]:
-    return await rprp_sweep.fn(as_of=as_of)
+    return await rprp_sweep(as_of=as_of)
 
 
 async def to_discussion(case_id: int) -> None:
@@ -49,7 +49,7 @@ async def to_discussion(case_id: int) -> None:
 
 async def test_happy_path_from_notice_to_closure(stack, mail_sink) -> None:
     case_id = await open_case()
-    case = await paused_in(case_id, S.AWAITING_ACCOUNT)
+    await paused_in(case_id, S.AWAITING_ACCOUNT)
     officer_email = kinds(case_id)[0]
     assert officer_email.startswith("officer_notice->officer")
 
@@ -309,3 +309,95 @@ async def test_resuming_twice_and_sweeping_twice_send_nothing_twice(stack) -> No
     await sweep_at(now)
     assert kinds(case_id) == before
     assert len(before) == len(set(before))
+
+
+async def test_worker_killed_mid_flow_then_restarted_loses_and_repeats_nothing(stack) -> None:
+    from datetime import timedelta as td
+
+    from models import Decision
+    from tasks.orchestration import recover_stalled_runs
+    from tests.support.stack import eventually, flow_run_state
+
+    case_id = await open_case()
+    await paused_in(case_id, S.AWAITING_ACCOUNT)
+    await give_account(case_id, "My account of what happened at the stop.")
+    case = await paused_in(case_id, S.FACT_FINDING_DECISION)
+    await decide(case_id, choice="No fact-finding needed: go to the discussion",
+                 decided_by=REVIEWER)
+    await eventually(lambda: flow_run_state(case.flow_run_id or ""), 60, "run picked up",
+                     interval=0.05)
+
+    async def running() -> bool:
+        return await flow_run_state(case.flow_run_id or "") in {"Pending", "Running"}
+
+    await eventually(running, 60, "the resumed run to start", interval=0.05)
+    stack.kill()
+    stack.start()
+    await recover_stalled_runs(td(seconds=0))
+    await paused_in(case_id, S.DISCUSSION_SCHEDULING)
+
+    with session_scope() as session:
+        decisions = session.exec(select(Decision).where(Decision.case_id == case_id)).all()
+    assert len(decisions) == 1
+    sent = kinds(case_id)
+    assert len(sent) == len(set(sent)), sent
+    assert sent.count(f"decision_needed->{REVIEWER}") == 2  # fact-finding, then discussion
+
+
+async def test_smtp_down_delays_mail_and_it_is_delivered_once_when_back(stack, mail_sink) -> None:
+    from rprp.mailsink import read_messages
+    from tasks.notify import deliver_pending
+    from tests.support.stack import eventually
+
+    mail_sink.stop()
+    try:
+        case_id = await open_case()
+        await paused_in(case_id, S.AWAITING_ACCOUNT)
+        notice = [r for r in outbox(case_id) if r.kind == "officer_notice"]
+        assert notice and notice[0].status == "pending" and notice[0].attempts >= 1
+    finally:
+        mail_sink.start()
+    from models import Outbox
+
+    with session_scope() as session:
+        row = session.get(Outbox, notice[0].id)
+        row.next_attempt_at = row.created_at
+        session.add(row)
+    await deliver_pending()
+    await deliver_pending()
+    key = notice[0].key
+
+    def delivered() -> int:
+        return sum(m.headers.get("X-RPRP-Outbox-Key") == key
+                   for m in read_messages(mail_sink.directory))
+
+    await eventually(delivered, 30, "the notice to arrive")
+    assert delivered() == 1
+    assert [r.status for r in outbox(case_id) if r.kind == "officer_notice"] == ["sent"]
+
+
+async def test_a_whole_life_with_its_waits_runs_in_seconds_by_moving_time(stack) -> None:
+    """The 5-working-day account wait and a 3-month action review, with no sleeping."""
+    from prefect.flow_runs import aresume_flow_run
+
+    case_id = await open_case()
+    await paused_in(case_id, S.AWAITING_ACCOUNT)
+    with session_scope() as session:
+        due = session.exec(select(Deadline).where(
+            Deadline.case_id == case_id, Deadline.kind == DeadlineKind.ACCOUNT)).one().due_at
+    await sweep_at(due.replace(tzinfo=UTC) + timedelta(hours=8))
+    await to_discussion(case_id)
+    await decide(case_id, choice="Discussion held and the officer engaged",
+                 held_on=datetime.now(UTC).date().isoformat(), decided_by=REVIEWER)
+    await paused_in(case_id, S.DISCUSSION_HELD)
+    await decide(case_id, **report_answer())
+    await paused_in(case_id, S.ACTIONS_MONITORING)
+    await sweep_at(datetime.now(UTC) + timedelta(days=91))
+    review_run = await _review_run(case_id)
+    await _wait_paused(review_run)
+    action_id = await _open_action_id(case_id)
+    await aresume_flow_run(review_run, run_input={
+        f"action_{action_id}_note": "Done.", f"action_{action_id}_outcome":
+        "Completed: close this action", "decided_by": REVIEWER})
+    assert await finished(case_id) == "Completed"
+    assert case_row(case_id).state is S.CLOSED_COMPLETE

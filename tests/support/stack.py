@@ -59,6 +59,7 @@ class Worker:
     def kill(self) -> None:
         """SIGKILL the worker and every flow process it started, as a crash would."""
         if self.process and self.process.poll() is None:
+            subprocess.run(["pkill", "-KILL", "-P", str(self.process.pid)], check=False)
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(timeout=10)
 

@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from models.enums import TERMINAL_STATES, CaseState
-from models.state import ALWAYS_ALLOWED, TRANSITIONS, IllegalTransition, allowed_next, check_transition
+from models.state import (
+    ALWAYS_ALLOWED,
+    TRANSITIONS,
+    IllegalTransition,
+    allowed_next,
+    check_transition,
+)
 
 S = CaseState
 

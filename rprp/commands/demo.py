@@ -1,0 +1,157 @@
+"""`rprp demo`: sample referrals on a running stack, driven down the main paths.
+
+Each case is left paused at a decision a manager or PSD can take by hand in the Prefect UI.
+"""
+
+from __future__ import annotations
+
+import os
+
+# Point at the local stack before Prefect reads its settings; an operator's profile wins.
+os.environ.setdefault("PREFECT_API_URL", "http://127.0.0.1:4200/api")
+
+import argparse  # noqa: E402
+import asyncio  # noqa: E402
+import time  # noqa: E402
+from datetime import UTC, date, datetime, timedelta  # noqa: E402
+from typing import Any  # noqa: E402
+from uuid import UUID  # noqa: E402
+
+from prefect.client.orchestration import get_client  # noqa: E402
+from prefect.flow_runs import aresume_flow_run  # noqa: E402
+from sqlmodel import select  # noqa: E402
+
+from models import Case, Deadline  # noqa: E402
+from models.enums import CaseState, DeadlineKind  # noqa: E402
+from models.forms import WakeReason  # noqa: E402
+from rprp.db import create_schema, session_scope  # noqa: E402
+from rprp.settings import get_settings  # noqa: E402
+from tasks.casework import record_account  # noqa: E402
+from tasks.deadline_sweep import sweep  # noqa: E402
+from tasks.intake import ReferralIn, create_case  # noqa: E402
+from tasks.links import case_link, flow_run_link  # noqa: E402
+from tasks.notify import deliver_pending  # noqa: E402
+from tasks.orchestration import start_case_flow, wake_case  # noqa: E402
+
+S = CaseState
+REVIEWER = "sgt.demo.reviewer@force.example"
+
+
+def demo_referral(n: int, **overrides: Any) -> ReferralIn:
+    today = date.today()
+    stamp = int(time.time()) % 100000
+    data: dict[str, Any] = {
+        "route": "severity_assessment", "origin": "conduct_matter",
+        "concern_reported_on": (today - timedelta(days=14)).isoformat(),
+        "referred_on": today.isoformat(),
+        "incident_on": (today - timedelta(days=21)).isoformat(),
+        "allegation_category": "Discreditable conduct",
+        "rprp_reason": "Discourteous manner towards a member of the public",
+        "behaviour_summary": f"Demo case {n}: the officer was abrupt during a roadside stop.",
+        "public_summary": "An officer spoke discourteously to a driver during a stop.",
+        "aa_decision_maker": "DI Demo (PSD)",
+        "officer": {"collar_number": f"D{stamp}{n}", "name": f"PC Demo Officer {n}",
+                    "email": f"demo.officer{n}@force.example", "rank": "constable"},
+        "reviewer": {"name": "Sgt Demo Reviewer", "email": REVIEWER, "basis": "line_manager"},
+        **overrides,
+    }
+    return ReferralIn.model_validate(data)
+
+
+async def wait_paused(case_id: int, state: CaseState, timeout: float = 120) -> Case:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        with session_scope() as session:
+            case = session.get(Case, case_id)
+        assert case is not None
+        if case.state is state and case.flow_run_id:
+            async with get_client() as client:
+                run = await client.read_flow_run(UUID(case.flow_run_id))
+            if run.state and run.state.is_paused():
+                return case
+        await asyncio.sleep(0.5)
+    raise TimeoutError(f"case {case_id} did not reach {state.value} in {timeout}s: is the "
+                       "worker running (rprp up)?")
+
+
+async def decide(case: Case, **answer: Any) -> None:
+    await aresume_flow_run(UUID(case.flow_run_id or ""), run_input=answer)
+
+
+async def new_case(n: int, **overrides: Any) -> Case:
+    with session_scope() as session:
+        case, _ = create_case(session, demo_referral(n, **overrides), actor="demo",
+                              idempotency_key=f"demo-{time.time_ns()}-{n}")
+    assert case.id is not None
+    await start_case_flow(case.id)
+    return await wait_paused(case.id, S.AWAITING_ACCOUNT)
+
+
+async def give_account(case: Case) -> Case:
+    assert case.id is not None
+    record_account(case.id, case.notice_round, "Demo account: I was rushing to another call.")
+    await wake_case(case.id, WakeReason.ACCOUNT_RECEIVED)
+    return await wait_paused(case.id, S.FACT_FINDING_DECISION)
+
+
+async def account_given(n: int) -> Case:
+    return await give_account(await new_case(n))
+
+
+async def account_missed(n: int) -> Case:
+    case = await new_case(n)
+    with session_scope() as session:
+        due = session.exec(select(Deadline).where(
+            Deadline.case_id == case.id, Deadline.kind == DeadlineKind.ACCOUNT)).one().due_at
+    await sweep(due.replace(tzinfo=UTC) + timedelta(hours=8))
+    assert case.id is not None
+    return await wait_paused(case.id, S.FACT_FINDING_DECISION)
+
+
+async def referral_back(n: int) -> Case:
+    case = await give_account(await new_case(n))
+    await decide(case, choice="Substantial new evidence: refer back to PSD",
+                 reasons="Demo: body-worn video shows more", decided_by=REVIEWER)
+    assert case.id is not None
+    return await wait_paused(case.id, S.REFERRED_BACK)
+
+
+async def non_engagement(n: int) -> Case:
+    case = await give_account(await new_case(n))
+    await decide(case, choice="No fact-finding needed: go to the discussion", decided_by=REVIEWER)
+    assert case.id is not None
+    case = await wait_paused(case.id, S.DISCUSSION_SCHEDULING)
+    await decide(case, choice="Officer did not attend", held_on=date.today().isoformat(),
+                 decided_by=REVIEWER)
+    return await wait_paused(case.id, S.NON_ENGAGEMENT_REVIEW)
+
+
+PATHS = {
+    "account given": account_given,
+    "account missed": account_missed,
+    "referral back": referral_back,
+    "non-engagement": non_engagement,
+}
+
+
+async def main() -> int:
+    create_schema()
+    print(f"Prefect API: {os.environ.get('PREFECT_API_URL', '(from your Prefect profile)')}")
+    print(f"Decide as reviewer with: {REVIEWER}; as PSD with: "
+          f"{sorted(get_settings().decision_makers)[0]}\n")
+    cases = await asyncio.gather(*(path(n) for n, path in enumerate(PATHS.values(), 1)))
+    await deliver_pending()
+    for label, case in zip(PATHS, cases, strict=True):
+        assert case.id is not None
+        print(f"{case.reference}  {label:<15} now {case.state.value}")
+        print(f"    Prefect UI: {flow_run_link(case.flow_run_id)}")
+        print(f"    Portal:     {case_link(case.id)}")
+    print(f"\nAs of {datetime.now(UTC):%Y-%m-%d %H:%M} UTC each case waits for a person: open "
+          "its Prefect UI link and press Resume.")
+    return 0
+
+
+def run(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="rprp demo", description=__doc__)
+    parser.parse_args(argv)
+    return asyncio.run(main())
