@@ -1,6 +1,6 @@
 """SQLModel tables of the case record: the system of record, not Prefect.
 
-Instants are stored as naive UTC (`utc_now()`), dates as calendar dates in Europe/London.
+Instants are aware UTC (`utc_now()`), dates are calendar dates in Europe/London.
 """
 
 from __future__ import annotations
@@ -33,20 +33,16 @@ def enum_type(enum: type[Enum]) -> SAEnum:
 
 
 def utc_now() -> datetime:
-    """Naive UTC, the one form instants take in the DB (SQLite keeps no zone)."""
-    return datetime.now(UTC).replace(tzinfo=None)
+    """Aware UTC: the one form instants take in the case record."""
+    return datetime.now(UTC)
 
 
 def as_utc(value: datetime) -> datetime:
-    """An aware UTC datetime from a stored naive-UTC one, for arithmetic and display."""
+    """Aware UTC from any datetime; a naive one is taken to be UTC already."""
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def to_db(value: datetime) -> datetime:
-    """Store any aware datetime as naive UTC."""
-    if value.tzinfo is None:
-        return value
-    return value.astimezone(UTC).replace(tzinfo=None)
+to_db = as_utc
 
 
 class Officer(SQLModel, table=True):

@@ -260,7 +260,7 @@ def record_account(case_id: int, notice_round: int, text: str,
         raise ValueError("Your account must be at least 10 characters")
     if len(text) > 20000:
         raise ValueError("Your account must be 20,000 characters or fewer")
-    received = (now or datetime.now(UTC)).astimezone(UTC).replace(tzinfo=None)
+    received = (now or datetime.now(UTC)).astimezone(UTC)
     with _scope() as session:
         case = lock_case(session, case_id)
         if notice_round != case.notice_round:
@@ -301,7 +301,7 @@ def mark_no_account(session: Session, case: Case, as_of: datetime) -> bool:
     if case.state is not S.AWAITING_ACCOUNT:
         return False
     deadline = account_deadline(session, case)
-    if deadline is None or deadline.due_at >= as_of.astimezone(UTC).replace(tzinfo=None):
+    if deadline is None or deadline.due_at >= as_of.astimezone(UTC):
         return False
     deadline.status = DeadlineStatus.MISSED
     session.add(deadline)

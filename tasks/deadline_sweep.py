@@ -61,15 +61,15 @@ def reminder_day(calendar: WorkingCalendar, due: date, working_days_before: int)
     return day
 
 
-def _naive(as_of: datetime) -> datetime:
-    return to_db(as_of if as_of.tzinfo else as_of.replace(tzinfo=UTC))
+def _utc(as_of: datetime) -> datetime:
+    return to_db(as_of)
 
 
 def account_reminders(as_of: datetime, report: SweepReport) -> None:
     calendar = england_and_wales()
     offsets = get_settings().reminder_offsets
     today = as_of.astimezone(LONDON).date()
-    now = _naive(as_of)
+    now = _utc(as_of)
     with session_scope() as session:
         rows = session.exec(
             select(Case, Deadline, Officer)
@@ -93,7 +93,7 @@ def account_reminders(as_of: datetime, report: SweepReport) -> None:
 
 
 def missed_account_deadlines(as_of: datetime, report: SweepReport) -> list[int]:
-    now = _naive(as_of)
+    now = _utc(as_of)
     with session_scope() as session:
         ids = session.exec(
             select(Case.id).join(Deadline, Deadline.case_id == Case.id)  # type: ignore[arg-type]
@@ -112,7 +112,7 @@ def missed_account_deadlines(as_of: datetime, report: SweepReport) -> list[int]:
 
 
 def overdue_steps(as_of: datetime, report: SweepReport) -> None:
-    now = _naive(as_of)
+    now = _utc(as_of)
     with session_scope() as session:
         rows = session.exec(
             select(Case, Deadline).join(Deadline, Deadline.case_id == Case.id)  # type: ignore[arg-type]
@@ -130,7 +130,7 @@ def overdue_steps(as_of: datetime, report: SweepReport) -> None:
 
 
 def complainant_letters(as_of: datetime, report: SweepReport) -> None:
-    now = _naive(as_of)
+    now = _utc(as_of)
     with session_scope() as session:
         rows = session.exec(
             select(Case, Deadline).join(Deadline, Deadline.case_id == Case.id)  # type: ignore[arg-type]

@@ -161,9 +161,9 @@ def late_account(session: Session, case: Case, officer: Officer) -> None:
 
 def missed_account_deadline(session: Session, case: Case, deadline: Deadline) -> None:
     for email in (_psd(), case.reviewer_email):
-        _send(session, case, None, "missed_account_deadline", email, f"round{case.notice_round}",
-              deadline_text=date_text(deadline.due_at), case_link=case_link(case.id or 0),
-              officer=session.get(Officer, case.officer_id))
+        _send(session, case, session.get(Officer, case.officer_id), "missed_account_deadline",
+              email, f"round{case.notice_round}", deadline_text=date_text(deadline.due_at),
+              case_link=case_link(case.id or 0))
 
 
 def report_filed(session: Session, case: Case, officer: Officer, report: Report,

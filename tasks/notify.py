@@ -208,15 +208,8 @@ def _storable_key(key: str) -> str:
     return f"{key[:KEY_MAX - 41]}#{hashlib.sha256(key.encode()).hexdigest()[:40]}"
 
 
-def _aware_columns() -> bool:
-    column_type = Outbox.__table__.c.next_attempt_at.type  # type: ignore[attr-defined]
-    return bool(getattr(column_type, "timezone", False))
-
-
 def _now() -> datetime:
-    """UTC now, aware or naive as the Outbox columns store it."""
-    now = datetime.now(UTC)
-    return now if _aware_columns() else now.replace(tzinfo=None)
+    return datetime.now(UTC)
 
 
 def _key_exists(session: Session, key: str) -> bool:
