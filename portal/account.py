@@ -1,0 +1,142 @@
+"""The officer's account page, opened by the signed link in the notice email.
+
+Officers never sign in: the token opens their own case's account page and nothing else. A bad
+token (tampered, expired, unknown case) gets a 403 page that shows nothing about any case.
+The account text goes to the case DB only: it is never logged and never sent to Prefect.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from fastapi import APIRouter, Request, status
+from fastapi.responses import RedirectResponse, Response
+from sqlmodel import select
+
+from models import Account, Case, Deadline, Officer
+from models.enums import CaseState, DeadlineKind
+from portal import actions
+from portal.web import render
+from rprp.db import session_scope
+from tasks.casework import AccountNotAccepted, record_account
+from tasks.links import InvalidToken, read_account_token
+
+router = APIRouter(include_in_schema=False)
+
+# States in which tasks.casework.record_account takes an account (late ones until the
+# reviewer has decided); checked here only to decide whether to show the form.
+ACCEPTING = (CaseState.AWAITING_ACCOUNT, CaseState.NO_ACCOUNT, CaseState.FACT_FINDING_DECISION)
+MAX_CHARS = 20000
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+@dataclass
+class Notice:
+    case: Case
+    officer: Officer
+    notice_round: int
+    deadline: Deadline | None
+    accounts: list[Account]
+
+    @property
+    def accepting(self) -> bool:
+        return self.notice_round == self.case.notice_round and self.case.state in ACCEPTING
+
+    @property
+    def closed_message(self) -> str:
+        if self.notice_round != self.case.notice_round:
+            return ("This link is for an earlier notice. Use the link in the latest email you "
+                    "were sent.")
+        return ("This case has moved past the account stage, so an account can no longer be "
+                "added here. If you want to say more, speak to your reviewer.")
+
+
+def _notice(token: str) -> Notice | None:
+    try:
+        case_id, notice_round = read_account_token(token)
+    except InvalidToken:
+        return None
+    with session_scope() as session:
+        case = session.get(Case, case_id)
+        if case is None or notice_round < 1 or notice_round > case.notice_round:
+            return None
+        officer = session.get(Officer, case.officer_id)
+        assert officer is not None
+        deadline = session.exec(select(Deadline).where(
+            Deadline.case_id == case_id, Deadline.kind == DeadlineKind.ACCOUNT,
+            Deadline.round == notice_round)).first()
+        accounts = list(session.exec(select(Account).where(
+            Account.case_id == case_id, Account.notice_round == notice_round)
+            .order_by(Account.id)))
+        for account in accounts:
+            session.expunge(account)
+            account.text = ""  # the page never shows the account back
+        return Notice(case, officer, notice_round, deadline, accounts)
+
+
+def _refused(request: Request) -> Response:
+    return render(request, "account_refused.html", status_code=status.HTTP_403_FORBIDDEN,
+                  headers=NO_STORE, public=True)
+
+
+def _page(request: Request, notice: Notice, *, text: str = "", error: str = "",
+          status_code: int = 200) -> Response:
+    template = "account.html" if notice.accepting else "account_closed.html"
+    return render(request, template, {
+        "notice": notice, "text": text, "error": error, "max_chars": MAX_CHARS,
+        "errors": [("account", error)] if error else [],
+    }, status_code=status_code, headers=NO_STORE, public=True)
+
+
+@router.get("/account/{token}")
+async def account_form(request: Request, token: str) -> Response:
+    notice = _notice(token)
+    if notice is None:
+        return _refused(request)
+    return _page(request, notice)
+
+
+@router.post("/account/{token}")
+async def give_account(request: Request, token: str) -> Response:
+    notice = _notice(token)
+    if notice is None:
+        return _refused(request)
+    form = await request.form()
+    text = str(form.get("account", ""))
+    if not notice.accepting:
+        return _page(request, notice, status_code=status.HTTP_409_CONFLICT)
+    error = ""
+    if not text.strip():
+        error = "Enter your account"
+    elif len(text.strip()) > MAX_CHARS:
+        error = f"Your account must be {MAX_CHARS:,} characters or fewer"
+    if not error:
+        assert notice.case.id is not None
+        try:
+            _, wake_needed = record_account(notice.case.id, notice.notice_round, text)
+        except AccountNotAccepted:
+            refreshed = _notice(token) or notice
+            return _page(request, refreshed, status_code=status.HTTP_409_CONFLICT)
+        except ValueError as exc:  # the rules on length; the message never holds the text
+            error = str(exc)
+        else:
+            if wake_needed:
+                await actions.wake_after_account(notice.case.id)
+            return RedirectResponse(f"/account/{token}/received",
+                                    status_code=status.HTTP_303_SEE_OTHER)
+    return _page(request, notice, text=text, error=error,
+                 status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
+
+
+@router.get("/account/{token}/received")
+async def account_received(request: Request, token: str) -> Response:
+    notice = _notice(token)
+    if notice is None:
+        return _refused(request)
+    if not notice.accounts:
+        return RedirectResponse(f"/account/{token}", status_code=status.HTTP_303_SEE_OTHER)
+    latest = notice.accounts[-1]
+    return render(request, "account_received.html",
+                  {"notice": notice, "account": latest, "now": datetime.now()},
+                  headers=NO_STORE, public=True)

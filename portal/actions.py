@@ -1,0 +1,214 @@
+"""What the portal does to a case, shared by the pages and the JSON API.
+
+The case DB is written first and always; Prefect is told afterwards, best effort. If Prefect is
+unreachable the referral is kept, the case page offers "Start", and the sweep retries wakes.
+Only ids and reasons ever go to Prefect: never the account or monitoring data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import date
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import select
+
+from models import Account, AuditEvent, Case, Deadline, Officer
+from models.enums import CaseState, DeadlineStatus
+from models.forms import WakeReason
+from rprp.db import session_scope
+from tasks.casework import Wait, close_externally, wait_for
+from tasks.intake import ReferralIn, create_case
+from tasks.links import flow_run_link
+from tasks.orchestration import start_case_flow, stop_flow_run, wake_case, wake_flow_run
+
+log = logging.getLogger("rprp.portal")
+
+PREFECT_TIMEOUT = 20.0  # seconds a page waits for Prefect before carrying on without it
+
+
+class CaseClosed(Exception):
+    """The case is already in a final state: a closed case stays closed."""
+
+    def __init__(self, state: CaseState) -> None:
+        super().__init__(f"The case is already closed ({state.label.lower()}).")
+        self.state = state
+
+
+# -- referral ---------------------------------------------------------------------------------
+
+def store_referral(referral: ReferralIn, *, actor: str,
+                   idempotency_key: str | None) -> tuple[Case, bool]:
+    """Create the case in one transaction; a repeat with the same key (or, without a key, the
+    same content) returns the first case. Two racing requests still make one case."""
+    for attempt in range(2):
+        try:
+            with session_scope() as session:
+                return create_case(session, referral, actor=actor,
+                                   idempotency_key=idempotency_key)
+        except IntegrityError:
+            if attempt:
+                raise
+            # Another request stored the same key between our check and our insert.
+    raise AssertionError("unreachable")
+
+
+async def start_flow(case_id: int) -> str | None:
+    """Start the case's flow run (idempotent in Prefect); None if Prefect is unreachable."""
+    try:
+        return await asyncio.wait_for(start_case_flow(case_id), PREFECT_TIMEOUT)
+    except Exception as exc:  # noqa: BLE001 - any failure leaves the case waiting for "Start"
+        log.warning("flow run for case %s not started: %s", case_id, type(exc).__name__)
+        return None
+
+
+async def wake_after_account(case_id: int) -> bool:
+    """Tell the case's run an account arrived; if that fails the sweep wakes it later."""
+    try:
+        return await asyncio.wait_for(wake_case(case_id, WakeReason.ACCOUNT_RECEIVED),
+                                      PREFECT_TIMEOUT)
+    except Exception as exc:  # noqa: BLE001
+        log.warning("case %s not woken: %s; flagged for the sweep", case_id,
+                    type(exc).__name__)
+        with session_scope() as session:
+            case = session.get(Case, case_id)
+            if case is not None and not case.wake_requested:
+                case.wake_requested = True
+                session.add(case)
+        return False
+
+
+# -- closing from outside the flow -------------------------------------------------------------
+
+async def settle_flow_run(flow_run_id: str | None, message: str) -> str:
+    """After the case closed outside its run: wake the run (it then sees the closed case and
+    finishes, sending the closure emails) or, if it waits for a person's form, stop it."""
+    if not flow_run_id:
+        return "not_started"
+    try:
+        woken = await asyncio.wait_for(
+            wake_flow_run(flow_run_id, WakeReason.CASE_CHANGED, attempts=3), PREFECT_TIMEOUT)
+        if woken:
+            return "woken"
+        await asyncio.wait_for(stop_flow_run(flow_run_id, message), PREFECT_TIMEOUT)
+        return "stopped"
+    except Exception as exc:  # noqa: BLE001
+        log.warning("flow run %s not settled: %s", flow_run_id, type(exc).__name__)
+        return "unreachable"
+
+
+def _close(case_id: int, to_state: CaseState, *, actor: str, reason: str,
+           left_on: date | None = None) -> Case:
+    with session_scope() as session:
+        case = session.get(Case, case_id)
+        if case is None:
+            raise LookupError(case_id)
+        if case.state.is_terminal:
+            raise CaseClosed(case.state)
+    close_externally(case_id, to_state, actor=actor, reason=reason, left_on=left_on)
+    return load_case(case_id)
+
+
+async def officer_left(case_id: int, left_on: date, *, actor: str) -> tuple[Case, str]:
+    case = _close(case_id, CaseState.DISCONTINUED, actor=actor, left_on=left_on,
+                  reason=f"Officer left the force on {left_on.isoformat()}")
+    return case, await settle_flow_run(case.flow_run_id,
+                                       "Case discontinued: the officer left the force")
+
+
+async def cancel(case_id: int, reason: str, *, actor: str) -> tuple[Case, str]:
+    case = _close(case_id, CaseState.CANCELLED, actor=actor, reason=reason)
+    return case, await settle_flow_run(case.flow_run_id, "Referral cancelled by PSD")
+
+
+# -- reading -----------------------------------------------------------------------------------
+
+def load_case(case_id: int) -> Case:
+    with session_scope() as session:
+        case = session.get(Case, case_id)
+        if case is None:
+            raise LookupError(case_id)
+        return case
+
+
+@dataclass
+class CaseFile:
+    """Everything a case page or the API shows, read in one transaction. No account text."""
+
+    case: Case
+    officer: Officer
+    deadlines: list[Deadline]
+    accounts: list[Account]
+    audit: list[AuditEvent]
+    wait: Wait | None
+
+    @property
+    def pending_decision(self) -> Wait | None:
+        """A step a person answers in the Prefect UI (not a wait for the officer or a timer)."""
+        return self.wait if self.wait is not None and self.wait.kind != "wake" else None
+
+    @property
+    def flow_run_url(self) -> str:
+        return flow_run_link(self.case.flow_run_id)
+
+    @property
+    def next_deadline(self) -> Deadline | None:
+        open_ = [d for d in self.deadlines if d.status is DeadlineStatus.OPEN]
+        return min(open_, key=lambda d: d.due_at) if open_ else None
+
+
+def case_file(case_id: int) -> CaseFile | None:
+    with session_scope() as session:
+        case = session.get(Case, case_id)
+        if case is None:
+            return None
+        officer = session.get(Officer, case.officer_id)
+        assert officer is not None
+        deadlines = list(session.exec(select(Deadline).where(Deadline.case_id == case_id)
+                                      .order_by(Deadline.due_at, Deadline.id)))
+        accounts = list(session.exec(select(Account).where(Account.case_id == case_id)
+                                     .order_by(Account.id)))
+        events = list(session.exec(select(AuditEvent).where(AuditEvent.case_id == case_id)
+                                   .order_by(AuditEvent.id)))
+        for account in accounts:
+            session.expunge(account)
+            account.text = ""  # the page lists accounts; reading one is a separate, audited step
+        return CaseFile(case, officer, deadlines, accounts, events, wait_for(case))
+
+
+@dataclass
+class CaseRow:
+    case: Case
+    officer: Officer
+    next_deadline: Deadline | None
+
+
+def case_rows(limit: int = 500) -> list[CaseRow]:
+    with session_scope() as session:
+        newest_first = Case.id.desc()  # type: ignore[union-attr]
+        rows = session.exec(select(Case, Officer).join(Officer, Officer.id == Case.officer_id)
+                            .order_by(newest_first).limit(limit)).all()
+        ids = [case.id for case, _ in rows]
+        nearest: dict[int, Deadline] = {}
+        if ids:
+            for deadline in session.exec(select(Deadline).where(
+                    Deadline.case_id.in_(ids),  # type: ignore[union-attr]
+                    Deadline.status == DeadlineStatus.OPEN).order_by(Deadline.due_at)):
+                nearest.setdefault(deadline.case_id, deadline)
+        return [CaseRow(case, officer, nearest.get(case.id or 0)) for case, officer in rows]
+
+
+def read_account(case_id: int, account_id: int, *, actor: str) -> tuple[Case, Account] | None:
+    """One account, for PSD or the reviewer; every reading is written to the audit log."""
+    from tasks.records import audit
+
+    with session_scope() as session:
+        case = session.get(Case, case_id)
+        account = session.get(Account, account_id)
+        if case is None or account is None or account.case_id != case_id:
+            return None
+        audit(session, case, actor=actor, action="account_viewed",
+              detail=f"account version {account.version} (notice round {account.notice_round})")
+        return case, account

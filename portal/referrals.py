@@ -1,0 +1,120 @@
+"""PSD refers a matter: the form (`/referrals/new`) and the JSON API (`/api/referrals`)."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, HTTPException, Request, status
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+
+from portal import actions
+from portal.auth import ApiPsd, ApiUser, PsdUser
+from portal.referral_form import COMPLAINANT_FIELDS, FormState, parse
+from portal.web import check_csrf, flash, iso_utc, render
+from tasks.intake import ReferralIn
+
+router = APIRouter()
+api = APIRouter(prefix="/api", tags=["referrals"])
+
+FORM_KEY_PREFIX = "form:"
+API_KEY_PREFIX = "api:"
+
+
+def _form_page(request: Request, state: FormState, form_token: str,
+               status_code: int = 200) -> Response:
+    return render(request, "referral_new.html", {
+        "f": state.fields(), "errors": state.summary(), "form_token": form_token,
+        "complainant_fields": [f.path for f in COMPLAINANT_FIELDS],
+    }, status_code=status_code)
+
+
+@router.get("/referrals/new", include_in_schema=False)
+async def new_referral(request: Request, user: PsdUser) -> Response:
+    # A one-time token per form: the idempotency key that makes a double submit one case.
+    return _form_page(request, FormState(), secrets.token_urlsafe(24))
+
+
+@router.post("/referrals/new", include_in_schema=False)
+async def submit_referral(request: Request, user: PsdUser) -> Response:
+    form = await request.form()
+    check_csrf(request, form)
+    values = {k: v for k, v in form.items() if isinstance(v, str)}
+    form_token = values.pop("form_token", "")[:64] or secrets.token_urlsafe(24)
+    referral, state = parse(values)
+    if referral is None:
+        return _form_page(request, state, form_token, status.HTTP_422_UNPROCESSABLE_CONTENT)
+    case, created = actions.store_referral(referral, actor=user.name,
+                                           idempotency_key=FORM_KEY_PREFIX + form_token)
+    assert case.id is not None
+    if not created:
+        flash(request, f"This referral was already submitted as {case.reference}.", "info")
+    elif await actions.start_flow(case.id):
+        flash(request, f"Referral received: case {case.reference} has started.")
+    else:
+        flash(request, f"Referral received as case {case.reference}. Its flow run could not be "
+                       "started yet: use Start below when Prefect is available.", "important")
+    return RedirectResponse(f"/cases/{case.id}", status_code=status.HTTP_303_SEE_OTHER)
+
+
+# -- JSON API ----------------------------------------------------------------------------------
+
+def case_json(case_id: int) -> dict[str, Any]:
+    file = actions.case_file(case_id)
+    if file is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"No case with id {case_id}")
+    case = file.case
+    decision = file.pending_decision
+    return {
+        "case_id": case.id,
+        "reference": case.reference,
+        "state": case.state.value,
+        "state_label": case.state.label,
+        "closed": case.state.is_terminal,
+        "flow_run_id": case.flow_run_id,
+        "flow_run_url": file.flow_run_url or None,
+        "waiting_for": ({"kind": file.wait.kind, "title": file.wait.title}
+                        if file.wait else None),
+        "pending_decision": ({"title": decision.title, "key": decision.key,
+                              "kind": decision.kind, "prefect_url": file.flow_run_url or None}
+                             if decision else None),
+        "deadlines": [{"kind": d.kind.value, "round": d.round, "due_at": iso_utc(d.due_at),
+                       "status": d.status.value, "calendar_version": d.calendar_version}
+                      for d in file.deadlines],
+        "accounts": [{"version": a.version, "notice_round": a.notice_round,
+                      "received_at": iso_utc(a.received_at), "late": a.late}
+                     for a in file.accounts],
+        "audit": [{"at": iso_utc(e.at), "actor": e.actor, "action": e.action,
+                   "from_state": e.from_state, "to_state": e.to_state, "detail": e.detail}
+                  for e in file.audit],
+    }
+
+
+@api.post("/referrals", status_code=status.HTTP_201_CREATED,
+          responses={200: {"description": "The same referral was already received: "
+                                          "the existing case"},
+                     422: {"description": "Invalid referral: one error per field path"}})
+async def create_referral(
+    referral: ReferralIn,
+    user: ApiPsd,
+    idempotency_key: Annotated[str | None, Header(
+        max_length=96, description="Repeat a request with the same key to get the same case")
+    ] = None,
+) -> JSONResponse:
+    """Refer a matter into RPRP (PSD). Stores the case, then starts its flow run."""
+    key = API_KEY_PREFIX + idempotency_key.strip() if idempotency_key else None
+    case, created = actions.store_referral(referral, actor=user.name, idempotency_key=key)
+    assert case.id is not None
+    flow_run_id = case.flow_run_id
+    if flow_run_id is None:  # new, or an earlier attempt found Prefect unreachable
+        flow_run_id = await actions.start_flow(case.id)
+    return JSONResponse(
+        {"case_id": case.id, "reference": case.reference, "flow_run_id": flow_run_id,
+         "state": actions.load_case(case.id).state.value},
+        status_code=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+@api.get("/referrals/{case_id}")
+async def get_referral(case_id: int, user: ApiUser) -> dict[str, Any]:
+    """A case's state, deadlines, pending decision (with its Prefect UI link) and audit trail."""
+    return case_json(case_id)
