@@ -82,7 +82,8 @@ def wait_for(case: Case) -> Wait | None:
     if case.state not in WAITS:
         return None
     kind, title = WAITS[case.state]
-    return Wait(f"{case.state.value}-{case.transition_count}-{case.rejected_inputs}", kind, title)
+    key = f"{case.state.value.replace('_', '-')}-{case.transition_count}-{case.rejected_inputs}"
+    return Wait(key, kind, title)
 
 
 def enter(session: Session, case: Case, to_state: CaseState, *, actor: str, action: str,

@@ -41,7 +41,7 @@ async def register_deployments() -> None:
 
 @dataclass
 class Worker:
-    """A real `prefect worker start` process that the test can kill and restart."""
+    """A real Prefect process worker (rprp.worker) that the test can kill and restart."""
 
     env: dict[str, str]
     log_path: Path
@@ -50,8 +50,7 @@ class Worker:
     def start(self) -> None:
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "prefect", "worker", "start", "--pool", POOL, "--type",
-             "process", "--limit", "4"],
+            [sys.executable, "-m", "rprp.worker", "--pool", POOL, "--limit", "4"],
             cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True,
         )

@@ -1,0 +1,51 @@
+"""`python -m rprp.worker`: Prefect's process worker, with one fix for fast resumes.
+
+Prefect 3.8's worker crashes ("this borrower is already holding one of this CapacityLimiter's
+tokens") when a suspended run is resumed before the worker has released the slot of the process
+that just suspended it. With `--limit` (needed on a SQLite Prefect database) that happens as soon
+as a person answers within a second or two. This worker simply leaves such a run for its next
+poll, when the slot is free.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+from typing import Any
+
+from prefect.workers.process import ProcessWorker
+
+
+class RprpProcessWorker(ProcessWorker):
+    async def _submit_scheduled_flow_runs(self, flow_run_response: list[Any]) -> list[Any]:
+        if self._limiter is not None:
+            held = set(self._limiter.statistics().borrowers)
+            flow_run_response = [r for r in flow_run_response if r.flow_run.id not in held]
+        return await super()._submit_scheduled_flow_runs(flow_run_response)
+
+
+async def serve(pool: str, limit: int | None, name: str | None) -> None:
+    worker = RprpProcessWorker(work_pool_name=pool, limit=limit, name=name)
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, task.cancel)  # type: ignore[union-attr]
+    try:
+        await worker.start()
+    except asyncio.CancelledError:
+        pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m rprp.worker", description=__doc__)
+    parser.add_argument("--pool", default="rprp-pool")
+    parser.add_argument("--limit", type=int, default=None)
+    parser.add_argument("--name", default=None)
+    args = parser.parse_args(argv)
+    asyncio.run(serve(args.pool, args.limit, args.name))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
