@@ -12,9 +12,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
+import warnings
 from typing import Any
 
 from prefect.workers.process import ProcessWorker
+
+# Same pool type as Prefect's process worker, on purpose: it replaces it in this process only.
+warnings.filterwarnings("ignore", message="Type 'RprpProcessWorker'")
 
 
 class RprpProcessWorker(ProcessWorker):
