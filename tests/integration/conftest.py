@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from prefect.settings import PREFECT_API_URL
-from prefect.testing.utilities import prefect_test_harness
+from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from rprp.mailsink import MailSink
 from rprp.settings import reset_settings
-from tests.support.stack import Worker, register_deployments, worker_env
+from tests.support.database import create_test_database, drop_test_database
+from tests.support.stack import PrefectServer, Worker, register_deployments, worker_env
 
 
 @pytest.fixture(scope="session")
@@ -27,12 +28,28 @@ def mail_sink(session_dir: Path) -> Iterator[MailSink]:
 
 
 @pytest.fixture(scope="session")
-def prefect_api(mail_sink: MailSink) -> Iterator[str]:
-    with prefect_test_harness(server_startup_timeout=120):
-        url = PREFECT_API_URL.value()
-        os.environ["PREFECT_API_URL"] = url
-        yield url
+def prefect_server(mail_sink: MailSink, session_dir: Path) -> Iterator[PrefectServer]:
+    base = os.environ.get("RPRP_TEST_DATABASE_URL", "")
+    database_url = ""
+    if base:
+        name = f"prefect_test_{uuid.uuid4().hex[:10]}"
+        database_url = create_test_database(base, name).replace("+psycopg", "+asyncpg")
+    server = PrefectServer(home=session_dir / "prefect", database_url=database_url)
+    server.start()
+    os.environ["PREFECT_API_URL"] = server.api_url
+    os.environ["RPRP_PREFECT_UI_URL"] = server.ui_url
+    reset_settings()
+    with temporary_settings({PREFECT_API_URL: server.api_url}):
+        yield server
+    server.stop()
     os.environ.pop("PREFECT_API_URL", None)
+    if base:
+        drop_test_database(base, database_url.replace("+asyncpg", "+psycopg"))
+
+
+@pytest.fixture(scope="session")
+def prefect_api(prefect_server: PrefectServer) -> str:
+    return prefect_server.api_url
 
 
 @pytest.fixture(scope="session")
