@@ -6,15 +6,16 @@ carry only what a letter may say: never the account, the discussion or monitorin
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlmodel import Session, select
 
-from models import Action, ActionReview, Case, Deadline, Officer, Report, as_utc
+from models import Account, Action, ActionReview, AuditEvent, Case, Deadline, Officer, Report, as_utc
 from models.enums import ActionType, CaseState, DeadlineKind, DeadlineStatus, ReviewBody
 from rprp.settings import get_settings
-from tasks.deadlines import date_text, set_deadline
+from tasks.calendar import england_and_wales
+from tasks.deadlines import date_text, set_deadline, working_days_after
 from tasks.links import case_link, flow_run_link
 from tasks.notify import enqueue
 
@@ -77,8 +78,6 @@ def account_reminder(session: Session, case: Case, officer: Officer, deadline: D
 
 
 def _account_note(session: Session, case: Case) -> str:
-    from models import Account
-
     account = session.exec(select(Account).where(Account.case_id == case.id,
                                                  Account.notice_round == case.notice_round)).first()
     if account is None:
@@ -119,8 +118,6 @@ def on_enter(session: Session, case: Case, officer: Officer) -> None:
 
 
 def _last_actor(session: Session, case: Case) -> str:
-    from models import AuditEvent
-
     event = session.exec(select(AuditEvent).where(AuditEvent.case_id == case.id)
                          .order_by(AuditEvent.id.desc())).first()  # type: ignore[union-attr]
     return event.actor if event else ""
@@ -202,11 +199,11 @@ def complainant_outcome(session: Session, case: Case, outcome_text: str, learnin
     if _send(session, case, None, "complainant_outcome", _complainant_address(case), "outcome",
              complainant_name=case.complainant_name, outcome_text=outcome_text,
              learning_text=learning, review_body_label=label, review_days=28):
-        from tasks.calendar import england_and_wales
-
-        now = datetime.now().astimezone()
-        set_deadline(session, case, DeadlineKind.OUTCOME_LETTER, now,
-                     england_and_wales().version, 1).status = DeadlineStatus.MET
+        # Owed within 5 working days of the outcome (reg 34); queued now, so met now.
+        due_at, version = working_days_after(datetime.now(UTC),
+                                             get_settings().outcome_letter_working_days)
+        letter = set_deadline(session, case, DeadlineKind.OUTCOME_LETTER, due_at, version, 1)
+        letter.status, letter.met_at = DeadlineStatus.MET, datetime.now(UTC)
 
 
 def start_complainant_updates(session: Session, case: Case, served_at: datetime) -> None:
@@ -218,8 +215,6 @@ def start_complainant_updates(session: Session, case: Case, served_at: datetime)
 
 def complainant_progress(session: Session, case: Case, number: int, sent_at: datetime) -> bool:
     """Send progress letter `number` and set the next one due 4 weeks later."""
-    from tasks.calendar import england_and_wales
-
     next_due = as_utc(sent_at) + timedelta(days=get_settings().complainant_update_days)
     sent = _send(session, case, None, "complainant_progress", _complainant_address(case),
                  f"progress{number}", complainant_name=case.complainant_name,

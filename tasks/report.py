@@ -8,8 +8,8 @@ from typing import Any
 
 from sqlmodel import Session, select
 
-from models import Action, ActionReview, ActionReviewNote, Case, Report, utc_now
-from models.enums import ActionStatus, ActionType, CaseState, DeadlineKind, DeadlineStatus
+from models import Action, ActionReview, ActionReviewNote, Case, Deadline, Report, utc_now
+from models.enums import ActionStatus, ActionType, DeadlineKind, DeadlineStatus
 from models.forms import Agreement, ReviewOutcome
 from tasks import letters
 from tasks.calendar import LONDON, england_and_wales
@@ -124,13 +124,8 @@ def apply_action_review(session: Session, case_id: int, number: int, answer: Any
     return not remaining
 
 
-def _open(session: Session, case: Case, kind: DeadlineKind, round: int) -> list:
-    from models import Deadline
-
+def _open(session: Session, case: Case, kind: DeadlineKind, round: int) -> list[Deadline]:
     return list(session.exec(select(Deadline).where(
         Deadline.case_id == case.id, Deadline.kind == kind, Deadline.round == round,
         Deadline.status == DeadlineStatus.OPEN)))
 
-
-__all__ = ["ReportRejected", "file_report", "apply_action_review", "open_actions", "review_of",
-           "add_months", "CaseState"]
