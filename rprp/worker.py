@@ -9,13 +9,19 @@ poll, when the slot is free.
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import signal
-import warnings
-from typing import Any
+import os
 
-from prefect.workers.process import ProcessWorker
+# Prefect's SDK telemetry waits on a network this deployment may not have: each flow process
+# would spend seconds at import. Flow processes inherit this from the worker.
+os.environ.setdefault("DO_NOT_TRACK", "1")
+
+import argparse  # noqa: E402
+import asyncio  # noqa: E402
+import signal  # noqa: E402
+import warnings  # noqa: E402
+from typing import Any  # noqa: E402
+
+from prefect.workers.process import ProcessWorker  # noqa: E402
 
 # Same pool type as Prefect's process worker, on purpose: it replaces it in this process only.
 warnings.filterwarnings("ignore", message="Type 'RprpProcessWorker'")
