@@ -1,0 +1,46 @@
+"""`rprp up`: start the whole stack on this machine (see rprp/stack.py); Ctrl-C stops it."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from rprp.stack import DEFAULT_PREFECT_PORT, StackOptions, run_stack
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name, "").strip()
+    try:
+        return int(value) if value else default
+    except ValueError:
+        raise SystemExit(f"rprp up: {name} must be a port number, not {value!r}") from None
+
+
+def run(argv: list[str]) -> int:
+    from rprp.settings import get_settings, reset_settings
+
+    reset_settings()
+    settings = get_settings()
+    parser = argparse.ArgumentParser(
+        prog="rprp up",
+        description="Start the Prefect server and UI, the work pool and deployments, a worker, "
+                    "the portal and (unless RPRP_SMTP_HOST is set) a local SMTP sink, all on "
+                    "127.0.0.1, with data in RPRP_DATA_DIR. Ctrl-C stops everything.")
+    parser.add_argument("--prefect-port", type=int,
+                        default=_env_int("RPRP_PREFECT_PORT", DEFAULT_PREFECT_PORT),
+                        help="Prefect server, API and UI port (RPRP_PREFECT_PORT, default 4200)")
+    parser.add_argument("--portal-port", type=int, default=settings.portal_port,
+                        help="portal port (RPRP_PORTAL_PORT, default 8000)")
+    parser.add_argument("--no-worker", action="store_true",
+                        help="do not start a worker (run one elsewhere: python -m rprp.worker)")
+    parser.add_argument("--no-portal", action="store_true", help="do not start the portal")
+    args = parser.parse_args(argv)
+
+    options = StackOptions(
+        prefect_port=args.prefect_port,
+        portal_port=args.portal_port,
+        worker=not args.no_worker,
+        portal=not args.no_portal,
+        prefect_database_url=os.environ.get("RPRP_PREFECT_DATABASE_URL", "").strip(),
+    )
+    return run_stack(settings, options)
