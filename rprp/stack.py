@@ -277,6 +277,8 @@ class Stack:
             "PYTHONUNBUFFERED": "1",
             "PWD": str(PROJECT_ROOT),
         })
+        # Prefect's SDK telemetry waits seconds per process for a network it may not have.
+        env.setdefault("DO_NOT_TRACK", "1")
         env.setdefault("RPRP_PORTAL_URL", self.portal_url)
         env.setdefault("RPRP_PREFECT_UI_URL", self.prefect_url)
         if self.use_mail_sink:

@@ -1,0 +1,139 @@
+"""`rprp up` for real: every part starts on loopback, the deployments are registered, and Ctrl-C
+stops everything it started, freeing every port. Prefect's database and the case DB are on
+PostgreSQL when RPRP_TEST_DATABASE_URL is set, as a force would run them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from rprp.stack import descendants, free_port, port_is_free
+from tests.support.database import create_test_database, drop_test_database
+
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOYMENTS = {"rprp-case", "rprp-sweep", "rprp-action-review"}
+START_TIMEOUT = 300
+STOP_TIMEOUT = 30
+
+
+@pytest.fixture
+def databases() -> Iterator[dict[str, str]]:
+    """Fresh PostgreSQL databases for the stack when the tests have a server; else SQLite."""
+    base = os.environ.get("RPRP_TEST_DATABASE_URL", "")
+    if not base:
+        yield {}
+        return
+    suffix = uuid.uuid4().hex[:10]
+    cases = create_test_database(base, f"rprp_stack_cases_{suffix}")
+    prefect = create_test_database(base, f"rprp_stack_prefect_{suffix}")
+    # Plain postgresql:// URLs, as an operator would write them; rprp picks the drivers.
+    yield {"RPRP_DATABASE_URL": cases.replace("+psycopg", ""),
+           "RPRP_PREFECT_DATABASE_URL": prefect.replace("+psycopg", "")}
+    drop_test_database(base, cases)
+    drop_test_database(base, prefect)
+
+
+def stack_env(data_dir: Path, smtp_port: int, databases: dict[str, str]) -> dict[str, str]:
+    """This environment without the test session's RPRP_/PREFECT_ settings: a clean operator."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("RPRP_", "PREFECT_"))}
+    env.update({"RPRP_DATA_DIR": str(data_dir), "RPRP_SMTP_PORT": str(smtp_port),
+                "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1", **databases})
+    return env
+
+
+def diagnostics(out: Path, data_dir: Path) -> str:
+    parts = [f"--- rprp up output\n{out.read_text(errors='replace')[-4000:]}"]
+    for log in sorted((data_dir / "logs").glob("*.log")):
+        parts.append(f"--- {log.name}\n{log.read_text(errors='replace')[-2000:]}")
+    return "\n".join(parts)
+
+
+def ready(prefect: str, portal: str) -> bool:
+    try:
+        return (httpx.get(f"{prefect}/api/health", timeout=2).status_code == 200
+                and httpx.get(f"{portal}/healthz", timeout=2).status_code == 200)
+    except httpx.HTTPError:
+        return False
+
+
+@pytest.mark.integration
+def test_rprp_up_starts_everything_and_ctrl_c_stops_it(tmp_path: Path,
+                                                       databases: dict[str, str]) -> None:
+    prefect_port, portal_port, smtp_port = free_port(), free_port(), free_port()
+    prefect, portal = f"http://127.0.0.1:{prefect_port}", f"http://127.0.0.1:{portal_port}"
+    data_dir, out = tmp_path / "data", tmp_path / "up.out"
+    with out.open("wb") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "rprp.cli", "up", "--prefect-port", str(prefect_port),
+             "--portal-port", str(portal_port)],
+            cwd=ROOT, env=stack_env(data_dir, smtp_port, databases), stdin=subprocess.DEVNULL,
+            stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while "RPRP is running" not in out.read_text(errors="replace"):
+            assert process.poll() is None, f"rprp up exited early\n{diagnostics(out, data_dir)}"
+            assert time.monotonic() < deadline, \
+                f"rprp up not ready in {START_TIMEOUT}s\n{diagnostics(out, data_dir)}"
+            time.sleep(1)
+        assert ready(prefect, portal), diagnostics(out, data_dir)
+
+        # The UI is served, and pointed at this server's API (not the default port).
+        assert httpx.get(prefect, timeout=10).status_code == 200
+        ui_settings = httpx.get(f"{prefect}/ui-settings", timeout=10).json()
+        assert ui_settings["api_url"] == f"{prefect}/api"
+
+        # The pool, the three deployments on it, and the sweep's working-day schedule.
+        pool = httpx.get(f"{prefect}/api/work_pools/rprp-pool", timeout=10).json()
+        assert pool["type"] == "process"
+        assert pool["status"] == "READY", "the worker should have reported in"
+        found = httpx.post(f"{prefect}/api/deployments/filter", json={}, timeout=10).json()
+        assert {d["name"] for d in found} == DEPLOYMENTS
+        assert {d["work_pool_name"] for d in found} == {"rprp-pool"}
+        sweep = next(d for d in found if d["name"] == "rprp-sweep")
+        schedule = sweep["schedules"][0]["schedule"]
+        assert (schedule["cron"], schedule["timezone"]) == ("0 7 * * 1-5", "Europe/London")
+
+        # The outbox page is there (behind the portal's sign-in), and the SMTP sink listens.
+        outbox = httpx.get(f"{portal}/outbox", timeout=10)
+        assert outbox.status_code in (200, 303), outbox.status_code
+        assert not port_is_free(smtp_port)
+        output_text = out.read_text()
+        for where in (prefect, f"{portal}/outbox", f"127.0.0.1:{smtp_port}", str(data_dir)):
+            assert where in output_text
+
+        children = descendants(process.pid)
+        assert len(children) >= 3, "server, worker and portal run as children"
+
+        process.send_signal(signal.SIGINT)
+        try:
+            code = process.wait(timeout=STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"rprp up did not stop in {STOP_TIMEOUT}s\n{diagnostics(out, data_dir)}")
+        assert code == 0, diagnostics(out, data_dir)
+        still_running = [pid for pid, started in children if _same_process(pid, started)]
+        assert still_running == [], f"left running: {still_running}"
+        for port in (prefect_port, portal_port, smtp_port):
+            assert port_is_free(port), f"port {port} still in use after Ctrl-C"
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)  # our own child, only if the test failed
+            process.wait(timeout=10)
+
+
+def _same_process(pid: int, started: str) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    fields = stat.rsplit(")", 1)[1].split()
+    return fields[19] == started and fields[0] != "Z"
