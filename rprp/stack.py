@@ -8,7 +8,9 @@ sink runs in this process. `Stack.down()` stops them in reverse order, and only 
 
 from __future__ import annotations
 
+import base64
 import fcntl
+import json
 import os
 import shlex
 import signal
@@ -280,6 +282,9 @@ class Stack:
         # Prefect's SDK telemetry waits seconds per process for a network it may not have.
         env.setdefault("DO_NOT_TRACK", "1")
         env.setdefault("RPRP_PORTAL_URL", self.portal_url)
+        # A server behind PREFECT_SERVER_API_AUTH_STRING: its clients here present the same.
+        if env.get("PREFECT_SERVER_API_AUTH_STRING"):
+            env.setdefault("PREFECT_API_AUTH_STRING", env["PREFECT_SERVER_API_AUTH_STRING"])
         env.setdefault("RPRP_PREFECT_UI_URL", self.prefect_url)
         if self.use_mail_sink:
             env["RPRP_SMTP_HOST"] = LOOPBACK
@@ -394,11 +399,14 @@ class Stack:
 
     def _pool_is_ready(self) -> bool:
         """The pool turns READY when a worker's first heartbeat arrives."""
-        import json
-
+        request = urllib.request.Request(f"{self.api_url}/work_pools/{POOL}")
+        auth = self.child_env().get("PREFECT_API_AUTH_STRING")
+        if auth:
+            token = base64.b64encode(auth.encode()).decode()
+            request.add_header("Authorization", f"Basic {token}")
         try:
-            with urllib.request.urlopen(f"{self.api_url}/work_pools/{POOL}", timeout=2) as r:
-                return json.load(r).get("status") == "READY"
+            with urllib.request.urlopen(request, timeout=2) as response:
+                return json.load(response).get("status") == "READY"
         except (OSError, ValueError):
             return False
 
