@@ -318,7 +318,7 @@ class Stack:
             worker = self._worker()
             self.say(f"Starting a process worker on {POOL} (limit {WORKER_LIMIT}) ...")
             self._launch(worker)
-            worker.wait_ready(60, self.stop_event)
+            worker.wait_ready(self.options.ready_timeout, self.stop_event)
         if self.options.portal:
             portal = self._portal()
             self.say(f"Starting the portal on {self.portal_url} ...")
@@ -377,9 +377,11 @@ class Stack:
     # the parts
     def _prefect_server(self) -> Service:
         env = self.child_env()
-        env.update({
+        env.update({  # both spellings of each, so a stray one in the environment cannot win
             "PREFECT_API_DATABASE_CONNECTION_URL": self.prefect_database_url,
+            "PREFECT_SERVER_DATABASE_CONNECTION_URL": self.prefect_database_url,
             "PREFECT_UI_API_URL": self.api_url,
+            "PREFECT_SERVER_UI_API_URL": self.api_url,
             "PREFECT_SERVER_API_HOST": LOOPBACK,
             "PREFECT_SERVER_API_PORT": str(self.options.prefect_port),
         })
