@@ -9,8 +9,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from prefect import flow, get_run_logger
-from tasks.calendar import LONDON, england_and_wales
 
+from tasks.calendar import LONDON, england_and_wales
 from tasks.deadline_sweep import sweep
 from tasks.notify import deliver_pending
 

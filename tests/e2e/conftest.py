@@ -1,0 +1,214 @@
+"""Browser tests: Playwright drives Debian's Chromium against the real portal, a real Prefect
+server with its UI, the project's deployments, a real process worker and the SMTP sink.
+
+The portal runs under uvicorn in a background thread on a free loopback port, and
+RPRP_PORTAL_URL points at it before the worker starts, so the links in the emails the worker
+sends open this portal. Prefect's test harness serves the API only (it turns the UI off), so
+`prefect_api` is overridden here with a real `prefect server start` (own PREFECT_HOME, UI on);
+the other fixtures (`mail_sink`, `deployments`, `worker`, `stack`) are the integration ones.
+The browser may reach 127.0.0.1/localhost only; every other request is aborted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+# The integration fixtures, shared: pytest registers what this module imports.
+from tests.integration.conftest import deployments, mail_sink, stack, worker  # noqa: F401
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync"]
+LOCAL_HOSTS = {"127.0.0.1", "localhost"}
+
+PSD = ("psd.e2e", "psd-e2e-password")
+REVIEWER = ("reviewer.e2e", "reviewer-e2e-password")
+USERS = f"{PSD[0]}:{PSD[1]}:psd,{REVIEWER[0]}:{REVIEWER[1]}:reviewer"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_for(url: str, timeout: float, process: subprocess.Popen | None = None,
+              log: Path | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            tail = log.read_text(errors="replace")[-3000:] if log else ""
+            raise RuntimeError(f"process for {url} exited early:\n{tail}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        time.sleep(0.3)
+    raise RuntimeError(f"{url} did not come up within {timeout}s")
+
+
+# -- screenshots on failure ---------------------------------------------------------------------
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"rep_{report.when}", report)
+
+
+# -- the portal --------------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def portal_url(case_database: str) -> str:
+    """Chosen before anything else starts, so the worker's emails link to this portal."""
+    from rprp.settings import reset_settings
+
+    url = f"http://127.0.0.1:{free_port()}"
+    os.environ["RPRP_PORTAL_URL"] = url
+    os.environ["RPRP_PORTAL_USERS"] = USERS
+    reset_settings()
+    return url
+
+
+@pytest.fixture(scope="session")
+def portal(portal_url: str, mail_sink) -> Iterator[str]:  # type: ignore[no-untyped-def]  # noqa: F811
+    import uvicorn
+
+    from portal.app import create_app
+
+    port = urlsplit(portal_url).port
+    config = uvicorn.Config(create_app(mail_dir=mail_sink.directory), host="127.0.0.1",
+                            port=port, log_level="warning", access_log=False)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="portal", daemon=True)
+    thread.start()
+    _wait_for(f"{portal_url}/healthz", 30)
+    yield portal_url
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+# -- a real Prefect server, with its UI ---------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def prefect_api(portal_url: str, mail_sink, session_dir: Path) -> Iterator[str]:  # type: ignore[no-untyped-def]  # noqa: F811
+    """Overrides the integration fixture: `prefect server start`, which also serves the UI."""
+    import prefect.context
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from rprp.settings import reset_settings
+
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    api = f"{base}/api"
+    home = session_dir / "prefect-home"
+    home.mkdir(exist_ok=True)
+    log = session_dir / "prefect-server.log"
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith(("PREFECT_SERVER_DATABASE", "PREFECT_API_DATABASE"))}
+    env.update({
+        "PREFECT_HOME": str(home),
+        "PREFECT_API_URL": api,
+        "PREFECT_UI_API_URL": api,
+        "PREFECT_UI_ENABLED": "true",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_LOGGING_LEVEL": "WARNING",
+    })
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
+             "--port", str(port)],
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        _wait_for(f"{api}/health", 180, process, log)
+        os.environ["PREFECT_API_URL"] = api
+        os.environ["RPRP_PREFECT_UI_URL"] = base
+        reset_settings()
+        with contextlib.ExitStack() as stack_:
+            # This thread's settings, and the process-wide ones that the portal's thread and
+            # any other thread without its own settings context fall back to.
+            stack_.enter_context(temporary_settings(updates={PREFECT_API_URL: api}))
+            stack_.enter_context(prefect.context._temporary_global_settings_context(
+                prefect.context.get_settings_context()))
+            yield api
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=10)
+        os.environ.pop("PREFECT_API_URL", None)
+
+
+@pytest.fixture(scope="session")
+def prefect_ui(prefect_api: str) -> str:
+    return prefect_api.removesuffix("/api")
+
+
+# -- the browser --------------------------------------------------------------------------------
+
+async def _local_only(route) -> None:  # type: ignore[no-untyped-def]
+    if urlsplit(route.request.url).hostname in LOCAL_HOSTS:
+        await route.continue_()
+    else:
+        await route.abort()
+
+
+@pytest.fixture(scope="session")
+async def browser() -> AsyncIterator[object]:
+    if not CHROMIUM.exists():
+        reason = f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium)"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                                                   args=CHROMIUM_ARGS)
+        yield browser
+        await browser.close()
+
+
+@pytest.fixture
+async def new_page(browser, portal: str,  # type: ignore[no-untyped-def]
+                   request: pytest.FixtureRequest) -> AsyncIterator[Callable[[], Awaitable]]:
+    """A page in a fresh browser context (its own cookies): one per person in the test."""
+    contexts = []
+
+    async def make():  # type: ignore[no-untyped-def]
+        context = await browser.new_context(base_url=portal, viewport={"width": 1280,
+                                                                       "height": 900})
+        context.set_default_timeout(30_000)
+        await context.route("**/*", _local_only)
+        contexts.append(context)
+        return await context.new_page()
+
+    yield make
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:
+        ARTIFACTS.mkdir(exist_ok=True)
+        for c, context in enumerate(contexts):
+            for p, page in enumerate(context.pages):
+                with contextlib.suppress(Exception):
+                    await page.screenshot(path=str(ARTIFACTS / f"{request.node.name}-{c}-{p}.png"),
+                                          full_page=True)
+    for context in contexts:
+        await context.close()
