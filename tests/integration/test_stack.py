@@ -5,6 +5,7 @@ PostgreSQL when RPRP_TEST_DATABASE_URL is set, as a force would run them."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -23,6 +24,8 @@ ROOT = Path(__file__).resolve().parents[2]
 DEPLOYMENTS = {"rprp-case", "rprp-sweep", "rprp-action-review"}
 START_TIMEOUT = 300
 STOP_TIMEOUT = 30
+DEMO_TIMEOUT = 600
+DEFAULT_PSD = ("psd", "psd-password")  # RPRP_PORTAL_USERS' default, as the README says
 
 
 @pytest.fixture
@@ -66,25 +69,92 @@ def ready(prefect: str, portal: str) -> bool:
         return False
 
 
+def start_up(ports: tuple[int, int], env: dict[str, str], out: Path,
+             data_dir: Path) -> subprocess.Popen:
+    """`rprp up` as an operator runs it, in its own process group; returns once it is ready."""
+    prefect_port, portal_port = ports
+    with out.open("wb") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "rprp.cli", "up", "--prefect-port", str(prefect_port),
+             "--portal-port", str(portal_port)],
+            cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=output,
+            stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + START_TIMEOUT
+    while "RPRP is running" not in out.read_text(errors="replace"):
+        assert process.poll() is None, f"rprp up exited early\n{diagnostics(out, data_dir)}"
+        assert time.monotonic() < deadline, \
+            f"rprp up not ready in {START_TIMEOUT}s\n{diagnostics(out, data_dir)}"
+        time.sleep(1)
+    return process
+
+
+def ctrl_c(process: subprocess.Popen, out: Path, data_dir: Path) -> list[tuple[int, str]]:
+    """Ctrl-C, as a person at the terminal; returns the children that were running before."""
+    children = descendants(process.pid)
+    process.send_signal(signal.SIGINT)
+    try:
+        code = process.wait(timeout=STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"rprp up did not stop in {STOP_TIMEOUT}s\n{diagnostics(out, data_dir)}")
+    assert code == 0, diagnostics(out, data_dir)
+    still_running = [pid for pid, started in children if _same_process(pid, started)]
+    assert still_running == [], f"left running: {still_running}"
+    return children
+
+
+def kill_if_running(process: subprocess.Popen | None) -> None:
+    if process is not None and process.poll() is None:
+        os.killpg(process.pid, signal.SIGKILL)  # our own child, only if the test failed
+        process.wait(timeout=10)
+
+
+DEMO_PATHS = {  # rprp demo's paths, and where each leaves its case waiting for a person
+    "account given": "fact_finding_decision",
+    "account missed": "fact_finding_decision",
+    "referral back": "referred_back_to_aa",
+    "non-engagement": "non_engagement_review",
+}
+DEMO_LINE = re.compile(r"^(RPRP-(\d{6}))\s+(.+?)\s+now (\S+)$", re.M)
+
+
+def run_demo(env: dict[str, str], prefect: str, portal_port: int) -> dict[int, str]:
+    """`rprp demo` in a second terminal; returns {case id: state} as it printed them."""
+    demo_env = {**env, "PREFECT_API_URL": f"{prefect}/api", "RPRP_PREFECT_UI_URL": prefect,
+                "RPRP_PORTAL_PORT": str(portal_port)}
+    done = subprocess.run([sys.executable, "-m", "rprp.cli", "demo"], cwd=ROOT, env=demo_env,
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                          timeout=DEMO_TIMEOUT, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    found = {m.group(3): (int(m.group(2)), m.group(4)) for m in DEMO_LINE.finditer(done.stdout)}
+    assert {path: state for path, (_, state) in found.items()} == DEMO_PATHS, done.stdout
+    for case_id, _ in found.values():
+        assert f"http://127.0.0.1:{portal_port}/cases/{case_id}" in done.stdout
+    assert done.stdout.count(f"{prefect}/runs/flow-run/") == len(DEMO_PATHS), done.stdout
+    return dict(found.values())
+
+
+def seen_in_both(prefect: str, portal: str, cases: dict[int, str]) -> None:
+    """Each case is on the portal in its state, and its Prefect flow run is paused for it."""
+    for case_id, state in cases.items():
+        page = httpx.get(f"{portal}/api/referrals/{case_id}", auth=DEFAULT_PSD, timeout=10)
+        assert page.status_code == 200, page.text
+        assert page.json()["state"] == state
+        run_id = page.json()["flow_run_id"]
+        run = httpx.get(f"{prefect}/api/flow_runs/{run_id}", timeout=10).json()
+        assert run["state"]["type"] == "PAUSED", (case_id, run["state"])
+        assert page.json()["pending_decision"]["prefect_url"].endswith(run_id)
+
+
 @pytest.mark.integration
 def test_rprp_up_starts_everything_and_ctrl_c_stops_it(tmp_path: Path,
                                                        databases: dict[str, str]) -> None:
     prefect_port, portal_port, smtp_port = free_port(), free_port(), free_port()
     prefect, portal = f"http://127.0.0.1:{prefect_port}", f"http://127.0.0.1:{portal_port}"
     data_dir, out = tmp_path / "data", tmp_path / "up.out"
-    with out.open("wb") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "rprp.cli", "up", "--prefect-port", str(prefect_port),
-             "--portal-port", str(portal_port)],
-            cwd=ROOT, env=stack_env(data_dir, smtp_port, databases), stdin=subprocess.DEVNULL,
-            stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+    env = stack_env(data_dir, smtp_port, databases)
+    process: subprocess.Popen | None = None
     try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while "RPRP is running" not in out.read_text(errors="replace"):
-            assert process.poll() is None, f"rprp up exited early\n{diagnostics(out, data_dir)}"
-            assert time.monotonic() < deadline, \
-                f"rprp up not ready in {START_TIMEOUT}s\n{diagnostics(out, data_dir)}"
-            time.sleep(1)
+        process = start_up((prefect_port, portal_port), env, out, data_dir)
         assert ready(prefect, portal), diagnostics(out, data_dir)
 
         # The UI is served, and pointed at this server's API (not the default port).
@@ -111,23 +181,22 @@ def test_rprp_up_starts_everything_and_ctrl_c_stops_it(tmp_path: Path,
         for where in (prefect, f"{portal}/outbox", f"127.0.0.1:{smtp_port}", str(data_dir)):
             assert where in output_text
 
-        children = descendants(process.pid)
-        assert len(children) >= 3, "server, worker and portal run as children"
+        # `rprp demo` against it: four cases, each in the portal and paused in Prefect.
+        cases = run_demo(env, prefect, portal_port)
+        seen_in_both(prefect, portal, cases)
 
-        process.send_signal(signal.SIGINT)
-        try:
-            code = process.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            pytest.fail(f"rprp up did not stop in {STOP_TIMEOUT}s\n{diagnostics(out, data_dir)}")
-        assert code == 0, diagnostics(out, data_dir)
-        still_running = [pid for pid, started in children if _same_process(pid, started)]
-        assert still_running == [], f"left running: {still_running}"
+        children = ctrl_c(process, out, data_dir)
+        assert len(children) >= 3, "server, worker and portal run as children"
         for port in (prefect_port, portal_port, smtp_port):
             assert port_is_free(port), f"port {port} still in use after Ctrl-C"
+
+        # The next `rprp up` finds the same cases, each still waiting for its person.
+        process = start_up((prefect_port, portal_port), env, tmp_path / "up-again.out",
+                           data_dir)
+        seen_in_both(prefect, portal, cases)
+        ctrl_c(process, tmp_path / "up-again.out", data_dir)
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)  # our own child, only if the test failed
-            process.wait(timeout=10)
+        kill_if_running(process)
 
 
 def _same_process(pid: int, started: str) -> bool:
