@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -36,8 +37,7 @@ def one(database_url: str, workdir: Path) -> dict[str, Any]:
                "-q", "-p", "no:cacheprovider", "-m", "integration",
                f"--basetemp={workdir / 'pytest-suite'}"]
     t0 = time.perf_counter()
-    done = subprocess.run(command, cwd=ROOT, env=_env(database_url, workdir), capture_output=True,
-                          text=True, timeout=TIMEOUT, check=False)
+    done = _run_pytest(command, _env(database_url, workdir))
     wall = time.perf_counter() - t0
     phases = {m.group(2): float(m.group(1)) for m in DURATION.finditer(done.stdout)
               if m.group(3).endswith(TEST.split("::")[-1])}
@@ -46,6 +46,24 @@ def one(database_url: str, workdir: Path) -> dict[str, Any]:
     return {"passed": done.returncode == 0, "wall_seconds": round(wall, 2), "phases": phases,
             "durations_line": line,
             "tail": "" if done.returncode == 0 else (done.stdout + done.stderr)[-3000:]}
+
+
+def _run_pytest(command: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """pytest, stopped with SIGINT if the bench is interrupted or times out, so its fixtures stop
+    the Prefect server they started (a SIGKILL would leave that server running)."""
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        stdout, stderr = process.communicate(timeout=TIMEOUT)
+    except BaseException:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()
+        raise
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
 
 
 def run(database_url: str, workdir: Path, repeats: int, log: Any) -> dict[str, Any]:
