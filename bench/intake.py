@@ -159,9 +159,10 @@ async def run(stack: Any, requests: int, clients: int, repeats: int, log: Any,
         components = await _components(stack.portal_url, created)
         profile_text = await _profile_in_process(created) if profile else ""
     finally:
-        await _set_pool_paused(False)
+        # Delete before un-pausing: otherwise the worker starts hundreds of runs meanwhile.
         log(f"intake: deleting the {len(created)} flow runs it started ...")
         await _delete_runs([c for c in created if c])
+        await _set_pool_paused(False)
     latencies = [x for b in bursts for x in b["latencies"]]
     statuses: dict[str, int] = {}
     for b in bursts:

@@ -93,8 +93,15 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
             add("5 intake", "failed requests", str(intake["failed_requests"]), "0", False)
     suite = figures.get("suite")
     if suite and "error" not in suite:
-        add("6 suite clock", "whole-life test: pytest call", fmt_summary(suite["call"], "range"),
-            "< 5 s", suite["met"])
+        calls = suite["call"]
+        if "clock" in calls:  # results written before the clock test existed have one call
+            add("6 suite clock", "whole life, steps + real sweep: pytest call",
+                fmt_summary(calls["clock"], "range"), "< 5 s", suite["met"])
+            add("6 suite clock", "whole life through flow runs: pytest call",
+                fmt_summary(calls["orchestrated"], "range"))
+        else:
+            add("6 suite clock", "whole-life test: pytest call", fmt_summary(calls, "range"),
+                "< 5 s", suite["met"])
         add("6 suite clock", "pytest subprocess wall", fmt_summary(suite["wall"], "range"))
     return out
 

@@ -1,5 +1,11 @@
-"""Figure 6, the test suite's clock: the integration test that runs a case's whole life by moving
-time, run with pytest as a subprocess and timed, with pytest's own duration line for it."""
+"""Figure 6, the test suite's clock: the two tests that run a case's whole life (the 5-working-day
+wait and a 3-month action review) by moving time, run with pytest as a subprocess and timed with
+pytest's own duration lines.
+
+`clock`: the case driven through the steps its flow runs call, with the real sweep, Prefect
+server and SMTP server (no flow process starts). `orchestrated`: the same life through real flow
+runs on a real worker, where every resume starts a flow process.
+"""
 
 from __future__ import annotations
 
@@ -15,8 +21,12 @@ from typing import Any
 from bench.stats import summary
 
 ROOT = Path(__file__).resolve().parent.parent
-TEST = ("tests/integration/test_case_lifecycle.py::"
-        "test_a_whole_life_with_its_waits_runs_in_seconds_by_moving_time")
+TESTS = {
+    "clock": "tests/integration/test_case_clock.py::"
+             "test_a_case_lives_its_whole_life_in_seconds_by_moving_the_sweep",
+    "orchestrated": "tests/integration/test_case_lifecycle.py::"
+                    "test_a_whole_life_with_its_waits_runs_in_seconds_by_moving_time",
+}
 DURATION = re.compile(r"^\s*([\d.]+)s (call|setup|teardown)\s+(\S+)", re.M)
 TIMEOUT = 900
 
@@ -33,18 +43,15 @@ def _env(database_url: str, workdir: Path) -> dict[str, str]:
 
 
 def one(database_url: str, workdir: Path) -> dict[str, Any]:
-    command = [sys.executable, "-m", "pytest", TEST, "--durations=0", "--durations-min=0",
-               "-q", "-p", "no:cacheprovider", "-m", "integration",
+    command = [sys.executable, "-m", "pytest", *TESTS.values(), "--durations=0",
+               "--durations-min=0", "-q", "-p", "no:cacheprovider", "-m", "integration",
                f"--basetemp={workdir / 'pytest-suite'}"]
     t0 = time.perf_counter()
     done = _run_pytest(command, _env(database_url, workdir))
     wall = time.perf_counter() - t0
-    phases = {m.group(2): float(m.group(1)) for m in DURATION.finditer(done.stdout)
-              if m.group(3).endswith(TEST.split("::")[-1])}
-    line = next((ln.strip() for ln in done.stdout.splitlines()
-                 if " call " in ln and TEST.split("::")[-1] in ln), "")
+    phases = {name: {m.group(2): float(m.group(1)) for m in DURATION.finditer(done.stdout)
+                     if m.group(3) == test} for name, test in TESTS.items()}
     return {"passed": done.returncode == 0, "wall_seconds": round(wall, 2), "phases": phases,
-            "durations_line": line,
             "tail": "" if done.returncode == 0 else (done.stdout + done.stderr)[-3000:]}
 
 
@@ -69,22 +76,25 @@ def _run_pytest(command: list[str], env: dict[str, str]) -> subprocess.Completed
 def run(database_url: str, workdir: Path, repeats: int, log: Any) -> dict[str, Any]:
     runs = []
     for r in range(repeats):
-        log(f"suite: repeat {r + 1}/{repeats}: pytest {TEST.split('::')[-1]} ...")
+        log(f"suite: repeat {r + 1}/{repeats}: pytest, the two whole-life tests ...")
         result = one(database_url, workdir)
-        log(f"  {result['wall_seconds']:.1f} s wall, call {result['phases'].get('call', '?')} s")
+        calls = {name: p.get("call", "?") for name, p in result["phases"].items()}
+        log(f"  {result['wall_seconds']:.1f} s wall, calls {calls}")
         runs.append(result)
-    calls = [r["phases"]["call"] for r in runs if "call" in r["phases"]]
-    out = {
-        "test": TEST,
+
+    def calls(name: str) -> list[float]:
+        return [r["phases"][name]["call"] for r in runs if "call" in r["phases"][name]]
+
+    out: dict[str, Any] = {
+        "tests": TESTS,
         "database": "PostgreSQL (RPRP_TEST_DATABASE_URL)" if database_url else "SQLite",
         "repeats": repeats,
         "wall": summary([r["wall_seconds"] for r in runs]),
-        "call": summary(calls),
-        "setup": summary([r["phases"].get("setup", 0.0) for r in runs]),
-        "durations_lines": [r["durations_line"] for r in runs],
+        "call": {name: summary(calls(name)) for name in TESTS},
+        "setup": summary([r["phases"]["clock"].get("setup", 0.0) for r in runs]),
         "passed": all(r["passed"] for r in runs),
         "failures": [r["tail"] for r in runs if not r["passed"]][:1],
-        "target": "< 5 s (the test's call)",
+        "target": "< 5 s (the clock test's call)",
     }
-    out["met"] = bool(calls) and out["call"]["median"] < 5.0 and out["passed"]
+    out["met"] = bool(calls("clock")) and out["call"]["clock"]["median"] < 5.0 and out["passed"]
     return out
