@@ -19,6 +19,21 @@ CASE_STEPS = ["awaiting-account", "fact-finding-decision", "discussion-schedulin
               "discussion-held", "actions-monitoring"]
 
 
+async def resume(run_id: UUID, run_input: dict[str, Any], attempts: int = 20) -> None:
+    """Resume as a person would, pressing again if the run paused a moment before Prefect saved
+    its input schema ("Run input schema not found")."""
+    from prefect.flow_runs import aresume_flow_run
+
+    for attempt in range(attempts):
+        try:
+            await aresume_flow_run(run_id, run_input=run_input)
+            return
+        except RuntimeError as exc:
+            if "schema not found" not in str(exc) or attempt + 1 == attempts:
+                raise
+            await asyncio.sleep(0.25)
+
+
 class Clock:
     def __init__(self) -> None:
         self.t0 = time.monotonic()
@@ -37,7 +52,6 @@ class Clock:
 
 async def drive_case(watcher: RunWatcher) -> dict[str, Any]:
     """Referral to closure for one case, each input given the moment its step is waiting."""
-    from prefect.flow_runs import aresume_flow_run
     from sqlmodel import select
 
     from bench.cases import (
@@ -71,11 +85,11 @@ async def drive_case(watcher: RunWatcher) -> dict[str, Any]:
     if not (wake and await wake_case(case_id, WakeReason.ACCOUNT_RECEIVED)):
         raise RuntimeError(f"case {case_id}: account not taken or run not woken")
     key = await step(key, "fact-finding-decision")
-    await aresume_flow_run(UUID(run_id), run_input=fact_finding_answer())
+    await resume(UUID(run_id), run_input=fact_finding_answer())
     key = await step(key, "discussion-scheduling")
-    await aresume_flow_run(UUID(run_id), run_input=discussion_answer())
+    await resume(UUID(run_id), run_input=discussion_answer())
     key = await step(key, "discussion-held")
-    await aresume_flow_run(UUID(run_id), run_input=report_answer())
+    await resume(UUID(run_id), run_input=report_answer())
     key = await step(key, "actions-monitoring")
 
     # What the sweep does when the review falls due (tasks.deadline_sweep.start_due_reviews).
@@ -94,7 +108,7 @@ async def drive_case(watcher: RunWatcher) -> dict[str, Any]:
     action_id = await asyncio.to_thread(remember_review)
     await watcher.next_pause(review_run, None, STEP_TIMEOUT, f"case {case_id}: review paused")
     clock.mark("review-waiting")
-    await aresume_flow_run(UUID(review_run), run_input={
+    await resume(UUID(review_run), run_input={
         f"action_{action_id}_note": "Module completed.",
         f"action_{action_id}_outcome": "Completed: close this action", "decided_by": "psd@force.example"})
     final = await watcher.final(run_id, STEP_TIMEOUT, f"case {case_id} to finish")
@@ -117,7 +131,6 @@ async def drive_case(watcher: RunWatcher) -> dict[str, Any]:
 async def drive_bare(watcher: RunWatcher, record_dir: Path) -> dict[str, Any]:
     """The same conversation with the bare flow: start, five suspends, a review run, closure."""
     from prefect.deployments import arun_deployment
-    from prefect.flow_runs import aresume_flow_run
 
     from bench.bare import WAITS, write_step
 
@@ -138,9 +151,9 @@ async def drive_bare(watcher: RunWatcher, record_dir: Path) -> dict[str, Any]:
             break
         if kind == "wake":  # the portal stores the account, then wakes the run
             await asyncio.to_thread(write_step, record, step + 1)
-            await aresume_flow_run(run.id, run_input={"reason": "account_received"})
+            await resume(run.id, run_input={"reason": "account_received"})
         else:
-            await aresume_flow_run(run.id, run_input={"choice": "ok",
+            await resume(run.id, run_input={"choice": "ok",
                                                       "decided_by": "sgt.reviewer@force.example"})
     review = await arun_deployment("bench-bare-review/bench-bare-review",
                                    parameters={"record_dir": str(record_dir),
@@ -148,7 +161,7 @@ async def drive_bare(watcher: RunWatcher, record_dir: Path) -> dict[str, Any]:
                                    timeout=0, as_subflow=False, tags=["bench"])
     await watcher.next_pause(str(review.id), None, STEP_TIMEOUT, f"bare review of {run_id}")
     clock.mark("review-waiting")
-    await aresume_flow_run(review.id, run_input={"choice": "closed",
+    await resume(review.id, run_input={"choice": "closed",
                                                  "decided_by": "psd@force.example"})
     final = await watcher.final(run_id, STEP_TIMEOUT, f"bare {run_id} to finish")
     await watcher.final(str(review.id), STEP_TIMEOUT, f"bare review of {run_id} to finish")

@@ -85,9 +85,12 @@ async def wake_flow_run(flow_run_id: str, reason: WakeReason, attempts: int = 5,
             try:
                 await aresume_flow_run(UUID(flow_run_id), run_input={"reason": reason.value})
                 return True
-            except Exception as exc:  # paused for a person's form, not a Wake
-                log.info("flow run %s not resumed with a wake: %s", flow_run_id, type(exc).__name__)
-                return False
+            except Exception as exc:
+                if "schema not found" not in str(exc):  # paused for a person's form, not a Wake
+                    log.info("flow run %s not resumed with a wake: %s", flow_run_id,
+                             type(exc).__name__)
+                    return False
+                # Paused a moment ago, its input schema not saved yet: try again shortly.
         if attempt + 1 < attempts:
             await asyncio.sleep(delay)
     return False
