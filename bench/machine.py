@@ -10,6 +10,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from rprp.stack import children_map
+from rprp.stack import descendants as process_tree
+
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("prefect", "sqlalchemy", "sqlmodel", "fastapi", "uvicorn", "httpx", "pydantic",
             "psycopg", "asyncpg", "aiosqlite", "pyinstrument")
@@ -75,36 +78,13 @@ def facts() -> dict[str, Any]:
 
 # --- processes ------------------------------------------------------------------------------
 
-def _children_map() -> dict[int, list[int]]:
-    children: dict[int, list[int]] = {}
-    proc = Path("/proc")
-    if not proc.is_dir():
-        return children
-    for entry in proc.iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        children.setdefault(ppid, []).append(int(entry.name))
-    return children
-
-
 def descendants(pid: int) -> list[int]:
     """Every live descendant of `pid`."""
-    children = _children_map()
-    found: list[int] = []
-    todo = list(children.get(pid, []))
-    while todo:
-        child = todo.pop()
-        found.append(child)
-        todo.extend(children.get(child, []))
-    return found
+    return [child for child, _ in process_tree(pid)]
 
 
 def direct_children(pid: int) -> list[int]:
-    return list(_children_map().get(pid, []))
+    return list(children_map().get(pid, []))
 
 
 def rss_mb(pid: int) -> float:

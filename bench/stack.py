@@ -18,26 +18,12 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rprp.stack import Service
+from rprp.stack import Service, free_port, http_ok
 
 ROOT = Path(__file__).resolve().parent.parent
 POOL = "rprp-pool"
 LOOPBACK = "127.0.0.1"
 WORKER_LIMIT = 4  # as `rprp up` and the tests: a limit is needed on a SQLite Prefect DB
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((LOOPBACK, 0))
-        return int(sock.getsockname()[1])
-
-
-def http_ok(url: str, timeout: float = 2.0) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            return 200 <= response.status < 300
-    except OSError:
-        return False
 
 
 def tcp_open(port: int) -> bool:

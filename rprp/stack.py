@@ -85,8 +85,8 @@ def _start_time(pid: int) -> str | None:
     return stat.rsplit(")", 1)[1].split()[19]
 
 
-def descendants(root: int) -> list[tuple[int, str]]:
-    """(pid, start time) of every live descendant of `root`, from /proc (Linux)."""
+def children_map() -> dict[int, list[int]]:
+    """Parent pid -> child pids of every live process, from /proc (Linux; empty elsewhere)."""
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir() if Path("/proc").is_dir() else []:
         if not entry.name.isdigit():
@@ -96,6 +96,12 @@ def descendants(root: int) -> list[tuple[int, str]]:
         except (OSError, IndexError, ValueError):
             continue
         children.setdefault(ppid, []).append(int(entry.name))
+    return children
+
+
+def descendants(root: int) -> list[tuple[int, str]]:
+    """(pid, start time) of every live descendant of `root`."""
+    children = children_map()
     found: list[tuple[int, str]] = []
     todo = list(children.get(root, []))
     while todo:
