@@ -26,12 +26,12 @@ from models.enums import CaseState, DeadlineKind  # noqa: E402
 from models.forms import WakeReason  # noqa: E402
 from rprp.db import create_schema, session_scope  # noqa: E402
 from rprp.settings import get_settings  # noqa: E402
-from tasks.casework import record_account  # noqa: E402
-from tasks.deadline_sweep import sweep  # noqa: E402
+from tasks.casework import mark_no_account, record_account  # noqa: E402
 from tasks.intake import ReferralIn, create_case  # noqa: E402
 from tasks.links import case_link, flow_run_link  # noqa: E402
 from tasks.notify import deliver_pending  # noqa: E402
 from tasks.orchestration import start_case_flow, wake_case  # noqa: E402
+from tasks.records import lock_case  # noqa: E402
 
 S = CaseState
 REVIEWER = "sgt.demo.reviewer@force.example"
@@ -99,12 +99,16 @@ async def account_given(n: int) -> Case:
 
 
 async def account_missed(n: int) -> Case:
+    """What the sweep does the morning after the deadline, for this case only: a sweep as of a
+    future day would also pass the deadlines of every other case waiting for an account."""
     case = await new_case(n)
+    assert case.id is not None
     with session_scope() as session:
         due = session.exec(select(Deadline).where(
             Deadline.case_id == case.id, Deadline.kind == DeadlineKind.ACCOUNT)).one().due_at
-    await sweep(due.replace(tzinfo=UTC) + timedelta(hours=8))
-    assert case.id is not None
+        assert mark_no_account(session, lock_case(session, case.id),
+                               due.replace(tzinfo=UTC) + timedelta(hours=8))
+    await wake_case(case.id, WakeReason.NO_ACCOUNT)
     return await wait_paused(case.id, S.FACT_FINDING_DECISION)
 
 
