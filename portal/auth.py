@@ -21,22 +21,47 @@ from portal.web import check_csrf, render
 from rprp.settings import get_settings
 
 PSD = "psd"
+PSD_DECISION_MAKER = "psd-decision-maker"
 REVIEWER = "reviewer"
-ROLES = {PSD: "Professional Standards", REVIEWER: "Reviewer"}
+ANALYST = "analyst"
+OPERATOR = "operator"
+ROLES = {
+    PSD: "Professional Standards",
+    PSD_DECISION_MAKER: "PSD decision-maker (appropriate authority)",
+    REVIEWER: "Reviewer",
+    ANALYST: "Analyst",
+    OPERATOR: "Operator",
+}
 
 
 @dataclass(frozen=True)
 class User:
+    """A signed-in person: who they are (the email the case record uses) and what they may do."""
+
     name: str
-    role: str
+    email: str
+    roles: frozenset[str]
+
+    def has(self, role: str) -> bool:
+        return role in self.roles
 
     @property
     def is_psd(self) -> bool:
-        return self.role == PSD
+        return PSD in self.roles or PSD_DECISION_MAKER in self.roles
 
     @property
     def role_label(self) -> str:
-        return ROLES[self.role]
+        return ", ".join(ROLES[r] for r in sorted(self.roles) if r in ROLES)
+
+
+def _user(name: str, role: str) -> User:
+    """A settings account as a User: a PSD login listed in RPRP_PSD_DECISION_MAKERS is also a
+    decision-maker for the appropriate authority."""
+    email = name if "@" in name else ""
+    roles = {role}
+    if role == PSD and email.lower() in get_settings().decision_makers:
+        roles.add(PSD_DECISION_MAKER)
+    return User(name, email, frozenset(roles))
 
 
 def _accounts() -> dict[str, tuple[str, str]]:
@@ -59,7 +84,7 @@ def authenticate(name: str, password: str) -> User | None:
     # Compare even for an unknown name, so timing does not tell which names exist.
     expected = account[0] if account else secrets.token_urlsafe(16)
     if hmac.compare_digest(password.encode(), expected.encode()) and account:
-        return User(name.strip(), account[1])
+        return _user(name.strip(), account[1])
     return None
 
 
@@ -84,7 +109,7 @@ def current_user(request: Request) -> User | None:
     if not isinstance(name, str):
         return None
     account = _accounts().get(name)  # a user removed from the settings is signed out at once
-    return User(name, account[1]) if account else None
+    return _user(name, account[1]) if account else None
 
 
 def require_user(request: Request) -> User:
