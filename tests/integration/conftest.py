@@ -13,7 +13,13 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 from rprp.mailsink import MailSink
 from rprp.settings import reset_settings
 from tests.support.database import create_test_database, drop_test_database
-from tests.support.stack import PrefectServer, Worker, register_deployments, worker_env
+from tests.support.stack import (
+    PrefectServer,
+    Worker,
+    log_failures,
+    register_deployments,
+    worker_env,
+)
 
 
 @pytest.fixture(scope="session")
@@ -43,6 +49,8 @@ def prefect_server(mail_sink: MailSink, session_dir: Path) -> Iterator[PrefectSe
         yield server
     server.stop()
     os.environ.pop("PREFECT_API_URL", None)
+    failures = log_failures(server.home / "server.log")
+    assert failures == [], f"the Prefect server logged failures no test saw: {failures[:5]}"
     if base:
         drop_test_database(base, database_url.replace("+asyncpg", "+psycopg"))
 

@@ -32,12 +32,18 @@ from prefect.client.schemas.schedules import IntervalSchedule
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 from tasks.calendar import england_and_wales
-from tests.support.stack import ROOT, PrefectServer, Worker, eventually, worker_env
+from tests.support.stack import (
+    ROOT,
+    PrefectServer,
+    Worker,
+    eventually,
+    log_failures,
+    worker_env,
+)
 
 pytestmark = pytest.mark.integration
 
 LONDON = ZoneInfo("Europe/London")
-SERVER_FAILURES = ("Traceback", "InvalidRequestError", "database is locked")
 
 
 @pytest.fixture(scope="module")
@@ -64,8 +70,7 @@ def deploy(api_url: str) -> None:
 
 
 def server_failures(server: PrefectServer) -> list[str]:
-    log = (server.home / "server.log").read_text(encoding="utf-8", errors="replace")
-    return [line for line in log.splitlines() if any(f in line for f in SERVER_FAILURES)]
+    return log_failures(server.home / "server.log")
 
 
 async def sweep_runs(state_types: list[StateType]) -> list:

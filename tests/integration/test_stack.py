@@ -19,6 +19,7 @@ import pytest
 
 from rprp.stack import descendants, free_port, port_is_free
 from tests.support.database import create_test_database, drop_test_database
+from tests.support.stack import log_failures
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOYMENTS = {"rprp-case", "rprp-sweep", "rprp-action-review"}
@@ -195,6 +196,8 @@ def test_rprp_up_starts_everything_and_ctrl_c_stops_it(tmp_path: Path,
                            data_dir)
         seen_in_both(prefect, portal, cases)
         ctrl_c(process, tmp_path / "up-again.out", data_dir)
+        for log in sorted((data_dir / "logs").glob("*.log")):
+            assert log_failures(log) == [], f"{log.name} logged failures no test saw"
     finally:
         kill_if_running(process)
 

@@ -18,7 +18,7 @@ from rprp.db import session_scope
 from tasks.casework import record_account
 from tasks.intake import ReferralIn, create_case
 from tasks.orchestration import start_case_flow, wake_case
-from tests.support.stack import eventually
+from tests.support.stack import WAIT_CEILING, eventually
 
 _numbers = itertools.count(1)
 REVIEWER = "sgt.reviewer@force.example"
@@ -68,7 +68,7 @@ def case_row(case_id: int) -> Case:
         return case
 
 
-async def paused_in(case_id: int, state: CaseState, timeout: float = 90) -> Case:
+async def paused_in(case_id: int, state: CaseState, timeout: float = WAIT_CEILING) -> Case:
     """Wait until the case is in `state` and its flow run is suspended waiting for input."""
 
     async def check() -> Case | None:
@@ -82,7 +82,7 @@ async def paused_in(case_id: int, state: CaseState, timeout: float = 90) -> Case
     return await eventually(check, timeout, f"case {case_id} paused in {state.value}")  # type: ignore[return-value]
 
 
-async def finished(case_id: int, timeout: float = 90) -> str:
+async def finished(case_id: int, timeout: float = WAIT_CEILING) -> str:
     async def check() -> str | None:
         case = case_row(case_id)
         async with get_client() as client:

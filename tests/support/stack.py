@@ -21,6 +21,9 @@ from prefect.exceptions import ObjectAlreadyExists
 
 ROOT = Path(__file__).resolve().parents[2]
 POOL = "rprp-pool"
+# A generous ceiling for waits on the stack: they end as soon as their condition holds, so it
+# costs nothing when all is well, and a busy machine (each step starts a process) does not fail.
+WAIT_CEILING = 300.0
 
 
 def free_port() -> int:
@@ -141,6 +144,19 @@ class Worker:
                 self.kill()
 
 
+# What a server-side failure that no test sees looks like in a log (the scheduler once failed
+# every minute, unseen, while every test passed).
+LOG_FAILURES = ("Traceback", "InvalidRequestError", "database is locked")
+
+
+def log_failures(path: Path) -> list[str]:
+    """The lines of a server or worker log that say something failed."""
+    if not path.exists():
+        return []
+    text = path.read_text(encoding="utf-8", errors="replace")
+    return [line for line in text.splitlines() if any(f in line for f in LOG_FAILURES)]
+
+
 def worker_env(api_url: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update({
@@ -154,7 +170,7 @@ def worker_env(api_url: str) -> dict[str, str]:
     return env
 
 
-async def eventually(check: Callable[[], object], timeout: float = 90, what: str = "",
+async def eventually(check: Callable[[], object], timeout: float = WAIT_CEILING, what: str = "",
                      interval: float = 0.25) -> object:
     """Poll until check() is truthy: the worker acts on its own clock, not the test's."""
     deadline = time.monotonic() + timeout
