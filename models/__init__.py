@@ -9,6 +9,7 @@ from models.case import (
     Case,
     Deadline,
     Decision,
+    DiscussionInvitation,
     MonitoringRecord,
     Officer,
     Outbox,
@@ -20,5 +21,6 @@ from models.case import (
 
 __all__ = [
     "Account", "Action", "ActionReview", "ActionReviewNote", "AuditEvent", "Case", "Deadline",
-    "Decision", "MonitoringRecord", "Officer", "Outbox", "Report", "as_utc", "to_db", "utc_now",
+    "Decision", "DiscussionInvitation", "MonitoringRecord", "Officer", "Outbox", "Report",
+    "as_utc", "to_db", "utc_now",
 ]

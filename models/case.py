@@ -19,6 +19,9 @@ from models.enums import (
     DeadlineKind,
     DeadlineStatus,
     EmploymentStatus,
+    InvitationStatus,
+    MeetingFormat,
+    MeetingOutcome,
     Origin,
     Rank,
     ReviewBody,
@@ -108,6 +111,9 @@ class Case(SQLModel, table=True):
     notice_round: int = 1
     transition_count: int = 0
     rejected_inputs: int = 0
+    # Answers that kept the case in its state (an invitation sent or moved): part of the wait
+    # key, so the step is asked again with a fresh form. Reset on every transition.
+    step_answers: int = 0
     account_deadline_missed: bool = False
     wake_requested: bool = Field(default=False, index=True)
     closed_reason: str = Field(default="", max_length=500)
@@ -243,6 +249,41 @@ class Outbox(SQLModel, table=True):
     last_error: str = Field(default="", max_length=1000)
     created_at: datetime = Field(default_factory=utc_now)
     sent_at: datetime | None = None
+    # At most one attachment (the discussion invitation's .ics), rendered with the row.
+    attachment_filename: str = Field(default="", max_length=200)
+    attachment_type: str = Field(default="", max_length=100)
+    attachment_body: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+class DiscussionInvitation(SQLModel, table=True):
+    """One version of the officer's invitation to the reflective practice discussion.
+
+    A move or a cancellation adds the next version (iCalendar SEQUENCE) of the same meeting
+    (same UID) and marks the previous one replaced; a re-invitation after a missed or cancelled
+    meeting is a new meeting with its own UID. The outcome is recorded on the version the
+    officer was last sent, so non-attendance points at the invitation that was missed.
+    """
+
+    __table_args__ = (UniqueConstraint("case_id", "meeting", "sequence"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="rprp_case.id", index=True)
+    meeting: int = 1
+    sequence: int = 0
+    uid: str = Field(max_length=200)
+    starts_at: datetime
+    duration_minutes: int = 60
+    meeting_format: MeetingFormat = Field(sa_type=enum_type(MeetingFormat))
+    place: str = Field(max_length=500)
+    status: InvitationStatus = Field(default=InvitationStatus.SENT,
+                                     sa_type=enum_type(InvitationStatus))
+    beyond_target: bool = False
+    target_due_at: datetime | None = None
+    invited_by: str = Field(max_length=254)
+    created_at: datetime = Field(default_factory=utc_now)
+    outcome: MeetingOutcome | None = Field(default=None, sa_type=enum_type(MeetingOutcome))
+    outcome_recorded_by: str | None = Field(default=None, max_length=254)
+    outcome_recorded_at: datetime | None = None
 
 
 class AuditEvent(SQLModel, table=True):

@@ -143,3 +143,26 @@ class OutboxStatus(StrEnum):
     PENDING = "pending"
     SENT = "sent"
     FAILED = "failed"
+
+
+class MeetingFormat(StrEnum):
+    """How the reflective practice discussion is held; the value is what people read."""
+
+    IN_PERSON = "In person"
+    PHONE = "Phone call"
+    VIDEO = "Video call"
+
+
+class InvitationStatus(StrEnum):
+    """One version of the officer's invitation: the one in force, replaced by a move, or a
+    cancellation."""
+
+    SENT = "sent"
+    REPLACED = "replaced"
+    CANCELLED = "cancelled"
+
+
+class MeetingOutcome(StrEnum):
+    HELD_ENGAGED = "held_engaged"
+    DID_NOT_ATTEND = "did_not_attend"
+    DID_NOT_ENGAGE = "did_not_engage"

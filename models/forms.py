@@ -13,8 +13,9 @@ from typing import Any
 
 from prefect.input import RunInput
 from pydantic import BaseModel, Field, create_model
+from pydantic.json_schema import SkipJsonSchema
 
-from models.enums import ActionType
+from models.enums import ActionType, MeetingFormat
 
 DECIDED_BY = Field(
     min_length=3, max_length=254, title="Your email address",
@@ -67,14 +68,41 @@ class AuthorityChoice(StrEnum):
 
 
 class DiscussionChoice(StrEnum):
+    INVITE = "Invite the officer: send the date, time and place below"
+    MOVE = "Move the meeting: send a new invitation with the date, time and place below"
+    CANCEL = "Cancel the meeting: withdraw the invitation"
     HELD_ENGAGED = "Discussion held and the officer engaged"
     DID_NOT_ATTEND = "Officer did not attend"
     DID_NOT_ENGAGE = "Officer attended but did not engage"
 
 
+def _no_default(schema: dict[str, Any]) -> None:
+    """An empty optional field: no `null` default for the form to show or send back."""
+    schema.pop("default", None)
+
+
 class DiscussionOutcome(RunInput):
-    choice: DiscussionChoice = Field(title="Discussion outcome")
-    held_on: date = Field(title="Date of the discussion (or of the missed meeting)")
+    """The discussion step: invite the officer, move or cancel the meeting, or record how it went.
+
+    Every field but the choice is optional in the form; which ones a choice needs is checked when
+    the answer is applied (tasks/discussion_invitation.py), and a missing one is refused with
+    its reason, the step asked again.
+    """
+
+    choice: DiscussionChoice = Field(title="What do you want to do?")
+    meeting_date: date | SkipJsonSchema[None] = Field(
+        default=None, title="Date of the meeting", json_schema_extra=_no_default,
+        description="To invite or move: the day of the discussion")
+    meeting_time: str = Field(
+        default="", max_length=5, pattern=r"^$|^([01]?[0-9]|2[0-3])[:.][0-5][0-9]$",
+        title="Start time (24-hour clock, UK time, e.g. 10:00)")
+    duration_minutes: int = Field(default=60, ge=15, le=480, title="Length of the meeting (minutes)")
+    meeting_format: MeetingFormat = Field(default=MeetingFormat.IN_PERSON, title="How it is held")
+    place: str = Field(
+        default="", max_length=500, title="Place, or the phone number or video link of the call")
+    held_on: date | SkipJsonSchema[None] = Field(
+        default=None, title="Date the discussion was held (or missed)", json_schema_extra=_no_default,
+        description="To record the outcome; leave empty to use the date of the invitation")
     decided_by: str = DECIDED_BY
 
 

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
-from models import Account, AuditEvent, Case, Deadline, Officer
-from models.enums import CaseState, DeadlineStatus
+from models import Account, AuditEvent, Case, Deadline, DiscussionInvitation, Officer
+from models.enums import CaseState, DeadlineStatus, InvitationStatus
 from models.forms import WakeReason
 from rprp.db import session_scope
 from tasks.casework import Wait, close_externally, wait_for
@@ -143,6 +143,15 @@ class CaseFile:
     accounts: list[Account]
     audit: list[AuditEvent]
     wait: Wait | None
+    invitations: list[DiscussionInvitation] = field(default_factory=list)
+
+    @property
+    def current_invitation(self) -> DiscussionInvitation | None:
+        """The discussion invitation in force (sent, not moved, cancelled or answered)."""
+        for invitation in reversed(self.invitations):
+            if invitation.status is InvitationStatus.SENT and invitation.outcome is None:
+                return invitation
+        return None
 
     @property
     def pending_decision(self) -> Wait | None:
@@ -175,7 +184,10 @@ def case_file(case_id: int) -> CaseFile | None:
         for account in accounts:
             session.expunge(account)
             account.text = ""  # the page lists accounts; reading one is a separate, audited step
-        return CaseFile(case, officer, deadlines, accounts, events, wait_for(case))
+        invitations = list(session.exec(select(DiscussionInvitation)
+                                        .where(DiscussionInvitation.case_id == case_id)
+                                        .order_by(DiscussionInvitation.id)))  # type: ignore[arg-type]
+        return CaseFile(case, officer, deadlines, accounts, events, wait_for(case), invitations)
 
 
 @dataclass

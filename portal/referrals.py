@@ -12,6 +12,7 @@ from portal import actions
 from portal.auth import ApiPsd, ApiUser, PsdUser
 from portal.referral_form import COMPLAINANT_FIELDS, FormState, parse
 from portal.web import check_csrf, flash, iso_utc, render
+from tasks.discussion_invitation import meeting_text
 from tasks.intake import ReferralIn
 
 router = APIRouter()
@@ -84,6 +85,14 @@ def case_json(case_id: int) -> dict[str, Any]:
         "accounts": [{"version": a.version, "notice_round": a.notice_round,
                       "received_at": iso_utc(a.received_at), "late": a.late}
                      for a in file.accounts],
+        "discussion_invitations": [
+            {"meeting": i.meeting, "version": i.sequence + 1, "uid": i.uid,
+             "starts_at": iso_utc(i.starts_at), "starts_text": meeting_text(i.starts_at),
+             "duration_minutes": i.duration_minutes, "format": i.meeting_format.value,
+             "place": i.place, "status": i.status.value, "beyond_target": i.beyond_target,
+             "outcome": i.outcome.value if i.outcome else None,
+             "sent_at": iso_utc(i.created_at)}
+            for i in file.invitations],
         "audit": [{"at": iso_utc(e.at), "actor": e.actor, "action": e.action,
                    "from_state": e.from_state, "to_state": e.to_state, "detail": e.detail}
                   for e in file.audit],

@@ -14,6 +14,8 @@ from fastapi.templating import Jinja2Templates
 from starlette.datastructures import FormData
 from starlette.responses import Response
 
+from tasks.discussion_invitation import meeting_text
+
 HERE = Path(__file__).resolve().parent
 LONDON = ZoneInfo("Europe/London")
 
@@ -65,7 +67,8 @@ def label(value: Any) -> str:
 
 
 templates.env.filters.update(long_date=long_date, short_date=short_date,
-                             london_time=london_time, iso_utc=iso_utc, label=label)
+                             london_time=london_time, iso_utc=iso_utc, label=label,
+                             meeting_text=meeting_text)
 
 
 def csrf_token(request: Request) -> str:

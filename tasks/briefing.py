@@ -6,13 +6,17 @@ the timeline and a link to the case page, where the full record sits behind a lo
 
 from __future__ import annotations
 
-from sqlmodel import select
+import re
 
-from models import Account, Deadline
+from sqlmodel import Session, select
+
+from models import Account, Case, Deadline
 from models.enums import DeadlineStatus
 from rprp.db import session_scope
 from tasks.casework import Wait, last_rejection
 from tasks.deadlines import date_text
+from tasks.discussion_invitation import current_invitation
+from tasks.discussion_invitation import describe as describe_invitation
 from tasks.links import case_link
 from tasks.records import officer_of
 
@@ -24,8 +28,13 @@ GUIDANCE: dict[str, str] = {
     "substantial new evidence that needs the appropriate authority.",
     "authority_decision": "The matter was referred back. Take the appropriate authority's "
     "decision. Reasons are recorded in the audit log.",
-    "discussion_outcome": "Record whether the reflective practice discussion was held and the "
-    "officer engaged. Non-engagement goes to a decision; it is never automatic.",
+    "discussion_outcome": "First invite the officer: choose *Invite the officer* and give the "
+    "date, start time (UK time) and place, or the phone number or video link of a call. The "
+    "officer is emailed the invitation with a calendar file and reminded the working day "
+    "before. To change it choose *Move the meeting* (a new invitation replaces the old one in "
+    "the officer's calendar). After the meeting, record whether it was held and the officer "
+    "engaged; *Officer did not attend* is recorded against the invitation. Non-engagement goes "
+    "to a decision; it is never automatic.",
     "non_engagement": "The officer did not attend or did not engage. Decide what follows.",
     "report": "File the Reflective Review Development Report (reg 70(2)): issue, discussion, "
     "actions with time limits, lessons for the officer and the force, review period.",
@@ -35,8 +44,6 @@ GUIDANCE: dict[str, str] = {
 
 def describe(case_id: int, wait: Wait) -> str:
     with session_scope() as session:
-        from models import Case
-
         case = session.get(Case, case_id)
         assert case is not None and case.id is not None
         officer = officer_of(session, case)
@@ -70,6 +77,8 @@ def describe(case_id: int, wait: Wait) -> str:
         ]
         lines += [f"- **Due ({d.kind.value.replace('_', ' ')}):** {date_text(d.due_at)}"
                   for d in deadlines]
+        if wait.kind == "discussion_outcome":
+            lines += invitation_lines(session, case)
         if not officer.upp_available:
             lines.append("- UPP is not available for this officer (Performance Regulations).")
         lines += ["", f"[Open the case page]({case_link(case.id)})", "",
@@ -78,3 +87,21 @@ def describe(case_id: int, wait: Wait) -> str:
         if rejection:
             lines += ["", f"> **The previous submission was not accepted:** {rejection}"]
         return "\n".join(lines)
+
+
+def invitation_lines(session: Session, case: Case) -> list[str]:
+    """The invitation in force at the discussion step, and the flag if it is beyond target."""
+    invitation = current_invitation(session, case)
+    if invitation is None:
+        return ["- **Invitation:** not sent yet"]
+    lines = [f"- **Invitation:** {_markdown_text(describe_invitation(invitation))}, sent to the "
+             "officer"]
+    if invitation.beyond_target and invitation.target_due_at is not None:
+        lines.append(f"- **Warning:** the meeting is after the force's target for the "
+                     f"discussion, {date_text(invitation.target_due_at)}")
+    return lines
+
+
+def _markdown_text(text: str) -> str:
+    """What a person typed (the place), shown literally in the markdown description."""
+    return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~])", r"\\\1", text)

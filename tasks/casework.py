@@ -19,10 +19,10 @@ from models.enums import (
     DeadlineKind,
     DeadlineStatus,
     EmploymentStatus,
+    MeetingOutcome,
 )
 from models.forms import (
     AuthorityChoice,
-    DiscussionChoice,
     FactFindingChoice,
     FactFindingOutcomeChoice,
     NonEngagementChoice,
@@ -30,6 +30,11 @@ from models.forms import (
 from rprp.db import session_scope
 from tasks import letters
 from tasks.deadlines import account_deadline, policy, set_working_day_target
+from tasks.discussion_invitation import (
+    InvitationRejected,
+    apply_discussion_answer,
+    withdraw_if_leaving,
+)
 from tasks.notice import serve_notice
 from tasks.people import NotAllowedToDecide, check_decider
 from tasks.records import audit, lock_case, officer_of, open_deadlines, transition
@@ -52,7 +57,9 @@ WAITS: dict[CaseState, tuple[str, str]] = {
     S.FACT_FINDING_DECISION: ("fact_finding_decision", "Fact-finding decision"),
     S.FACT_FINDING: ("fact_finding_outcome", "Outcome of fact-finding"),
     S.REFERRED_BACK: ("authority_decision", "Appropriate authority decision after referral back"),
-    S.DISCUSSION_SCHEDULING: ("discussion_outcome", "Outcome of the reflective discussion"),
+    S.DISCUSSION_SCHEDULING: ("discussion_outcome",
+                              "Reflective practice discussion: invite the officer, then record "
+                              "the outcome"),
     S.DISCUSSION_HELD: ("report", "Reflective Review Development Report"),
     S.NON_ENGAGEMENT_REVIEW: ("non_engagement", "Decision on non-engagement"),
     S.ACTIONS_MONITORING: ("wake", "Action plan under review"),
@@ -83,6 +90,8 @@ def wait_for(case: Case) -> Wait | None:
         return None
     kind, title = WAITS[case.state]
     key = f"{case.state.value.replace('_', '-')}-{case.transition_count}-{case.rejected_inputs}"
+    if case.step_answers:
+        key += f"-{case.step_answers}"
     return Wait(key, kind, title)
 
 
@@ -94,6 +103,7 @@ def enter(session: Session, case: Case, to_state: CaseState, *, actor: str, acti
             deadline.status = DeadlineStatus.MET
             deadline.met_at = utc_now()
             session.add(deadline)
+    withdraw_if_leaving(session, case, to_state, actor)
     transition(session, case, to_state, actor=actor, action=action, detail=detail)
     if to_state in TARGETS:
         kind, name = TARGETS[to_state]
@@ -138,7 +148,7 @@ def apply_answer(case_id: int, wait_key: str, answer: Any,
                                     psd_may=psd_may)
             _record_decision(session, case, wait, answer, decider)
             _APPLY[wait.kind](session, case, answer, decider, now)
-        except (NotAllowedToDecide, ReportRejected) as exc:
+        except (NotAllowedToDecide, ReportRejected, InvitationRejected) as exc:
             session.rollback()
             case = lock_case(session, case_id)
             case.rejected_inputs += 1
@@ -210,10 +220,15 @@ def _authority_decision(session: Session, case: Case, answer: Any, decider: str,
 
 def _discussion_outcome(session: Session, case: Case, answer: Any, decider: str,
                         now: datetime | None) -> None:
-    target = S.DISCUSSION_HELD if answer.choice is DiscussionChoice.HELD_ENGAGED else (
+    """Invite, move or cancel (the step is asked again), or record the outcome and move on."""
+    outcome = apply_discussion_answer(session, case, answer, decider, now)
+    if outcome is None:
+        return
+    target = S.DISCUSSION_HELD if outcome is MeetingOutcome.HELD_ENGAGED else (
         S.NON_ENGAGEMENT_REVIEW)
     enter(session, case, target, actor=decider,
-          action=f"discussion_outcome:{answer.choice.name}", detail=f"on {answer.held_on}", now=now)
+          action=f"discussion_outcome:{answer.choice.name}",
+          detail=f"on {answer.held_on}" if answer.held_on else "", now=now)
 
 
 def _non_engagement(session: Session, case: Case, answer: Any, decider: str,

@@ -18,6 +18,7 @@ from rprp.settings import get_settings
 from tasks import letters
 from tasks.calendar import LONDON, WorkingCalendar, england_and_wales
 from tasks.casework import mark_no_account
+from tasks.discussion_invitation import send_reminders
 from tasks.notice import notice_link
 from tasks.orchestration import recover_stalled_runs, start_action_review_flow, wake_case
 from tasks.records import lock_case
@@ -44,6 +45,7 @@ class SweepReport:
     reviews_started: int = 0
     runs_recovered: int = 0
     complainant_letters: int = 0
+    discussion_reminders: int = 0
     errors: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, object]:
@@ -148,6 +150,13 @@ def complainant_letters(as_of: datetime, report: SweepReport) -> None:
             session.add(deadline)
 
 
+def discussion_reminders(as_of: datetime, report: SweepReport) -> None:
+    """The working day before a discussion: the officer and the reviewer, once per version."""
+    read, sent = send_reminders(as_of)
+    report.cases_read += read
+    report.discussion_reminders += sent
+
+
 def due_reviews(as_of: datetime) -> list[tuple[int, int]]:
     today = as_of.astimezone(LONDON).date()
     with session_scope() as session:
@@ -191,6 +200,7 @@ async def sweep(as_of: datetime | None = None) -> SweepReport:
     missed = missed_account_deadlines(as_of, report)
     await wake_flagged(missed, report)
     overdue_steps(as_of, report)
+    discussion_reminders(as_of, report)
     complainant_letters(as_of, report)
     await start_due_reviews(as_of, report)
     stale_after = timedelta(minutes=get_settings().stalled_run_minutes)

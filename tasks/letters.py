@@ -25,7 +25,8 @@ DECISION_TITLES: dict[CaseState, str] = {
     S.FACT_FINDING_DECISION: "Decide whether fact-finding is needed",
     S.FACT_FINDING: "Record the outcome of fact-finding",
     S.REFERRED_BACK: "Appropriate authority decision after a referral back",
-    S.DISCUSSION_SCHEDULING: "Hold the reflective practice discussion and record its outcome",
+    S.DISCUSSION_SCHEDULING: "Invite the officer to the reflective practice discussion, then "
+                             "record its outcome",
     S.DISCUSSION_HELD: "Write and file the Reflective Review Development Report",
     S.NON_ENGAGEMENT_REVIEW: "Decide what follows the officer's non-engagement",
 }

@@ -71,11 +71,21 @@ KIND_CONTEXT: dict[str, frozenset[str]] = {
     "overdue_reminder": frozenset({"what", "due_text", "decision_link", "case_link"}),
     "action_review_due": frozenset({"review_number", "due_text", "decision_link", "case_link"}),
     "case_closed": frozenset({"outcome_label", "case_link"}),
+    "discussion_invitation": frozenset(
+        {"reviewer_name", "meeting_text", "duration_minutes", "format_label", "place",
+         "replaces_text"}),
+    "discussion_cancelled": frozenset(
+        {"reviewer_name", "meeting_text", "duration_minutes", "format_label", "place"}),
+    "discussion_reminder": frozenset(
+        {"recipient_name", "case_link", "reviewer_name", "meeting_text", "duration_minutes",
+         "format_label", "place"}),
 }
 # Letters to the public never name the officer.
 COMPLAINANT_KINDS = frozenset({"complainant_progress", "complainant_outcome"})
 # Letters to the officer need the officer; staff emails show the officer when there is one.
-OFFICER_KINDS = frozenset({"officer_notice", "account_reminder", "officer_report_copy"})
+OFFICER_KINDS = frozenset({"officer_notice", "account_reminder", "officer_report_copy",
+                           "discussion_invitation", "discussion_cancelled",
+                           "discussion_reminder"})
 COMMON_CONTEXT = frozenset({"case", "officer", "force_name"})
 
 CASE_FIELDS = ("reference", "rprp_reason", "allegation_category", "public_summary")
@@ -88,6 +98,15 @@ class RenderedEmail:
     subject: str
     text: str
     html: str
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A file sent with an email, e.g. a calendar invitation: stored with the outbox row."""
+
+    filename: str
+    content_type: str  # "text/calendar; method=REQUEST": main type/subtype, then parameters
+    body: str
 
 
 @dataclass(frozen=True)
@@ -219,7 +238,7 @@ def _key_exists(session: Session, key: str) -> bool:
 
 
 def enqueue(session: Session, *, key: str, kind: str, recipient: str, context: dict[str, Any],
-            case_id: int | None = None) -> bool:
+            case_id: int | None = None, attachment: Attachment | None = None) -> bool:
     """Queue one email in the caller's transaction; False if its key was queued before.
 
     The caller commits: the email then exists exactly when the change that owes it does.
@@ -233,6 +252,10 @@ def enqueue(session: Session, *, key: str, kind: str, recipient: str, context: d
     row = Outbox(key=key, case_id=case_id, kind=kind, recipient=recipient,
                  subject=email.subject[:300], body_text=email.text, body_html=email.html,
                  status=PENDING, attempts=0, next_attempt_at=now, created_at=now)
+    if attachment is not None:
+        row.attachment_filename = attachment.filename
+        row.attachment_type = attachment.content_type
+        row.attachment_body = attachment.body
     try:
         # A savepoint, so a concurrent writer of the same key costs only this row.
         with session.begin_nested():
@@ -262,6 +285,12 @@ def build_message(row: _Claimed, sender: str) -> EmailMessage:
     message["Auto-Submitted"] = "auto-generated"
     message.set_content(row.text)
     message.add_alternative(row.html, subtype="html")
+    if row.attachment is not None:
+        main_type, *params = [p.strip() for p in row.attachment.content_type.split(";")]
+        subtype = main_type.partition("/")[2]
+        message.add_attachment(row.attachment.body, subtype=subtype,
+                               filename=row.attachment.filename,
+                               params=dict(p.split("=", 1) for p in params if "=" in p))
     return message
 
 
@@ -275,6 +304,7 @@ class _Claimed:
     html: str
     attempts: int
     claim_until: datetime
+    attachment: Attachment | None = None
 
 
 def _due_ids(limit: int) -> list[int]:
@@ -308,9 +338,12 @@ def _claim(row_id: int, claim_seconds: float) -> _Claimed | None:
             return None
         row = session.get(Outbox, row_id)
         assert row is not None and row.id is not None
+        attachment = (Attachment(row.attachment_filename, row.attachment_type,
+                                 row.attachment_body)
+                      if row.attachment_body is not None else None)
         return _Claimed(id=row.id, key=row.key, recipient=row.recipient, subject=row.subject,
                         text=row.body_text, html=row.body_html, attempts=row.attempts,
-                        claim_until=claim_until)
+                        claim_until=claim_until, attachment=attachment)
 
 
 def _mark_sent(claimed: _Claimed) -> None:

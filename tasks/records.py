@@ -44,6 +44,7 @@ def transition(session: Session, case: Case, to_state: CaseState, *, actor: str,
     from_state = case.state
     case.state = to_state
     case.transition_count += 1
+    case.step_answers = 0
     case.updated_at = utc_now()
     if to_state.is_terminal:
         case.closed_at = case.updated_at
