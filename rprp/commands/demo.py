@@ -23,9 +23,10 @@ from sqlmodel import select  # noqa: E402
 
 from models import Case, Deadline  # noqa: E402
 from models.enums import CaseState, DeadlineKind  # noqa: E402
-from models.forms import WakeReason  # noqa: E402
+from models.forms import DiscussionChoice, WakeReason  # noqa: E402
 from rprp.db import create_schema, session_scope  # noqa: E402
 from rprp.settings import get_settings  # noqa: E402
+from tasks.calendar import england_and_wales  # noqa: E402
 from tasks.casework import mark_no_account, record_account  # noqa: E402
 from tasks.intake import ReferralIn, create_case  # noqa: E402
 from tasks.links import case_link, flow_run_link  # noqa: E402
@@ -72,6 +73,19 @@ async def wait_paused(case_id: int, state: CaseState, timeout: float = 120) -> C
         await asyncio.sleep(0.5)
     raise TimeoutError(f"case {case_id} did not reach {state.value} in {timeout}s: is the "
                        "worker running (rprp up)?")
+
+
+async def wait_answered(case_id: int, state: CaseState, timeout: float = 120) -> Case:
+    """The step took an answer that keeps the case in `state` (an invitation) and asks again."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        with session_scope() as session:
+            case = session.get(Case, case_id)
+        assert case is not None
+        if case.step_answers:
+            return await wait_paused(case_id, state, max(end - time.monotonic(), 1))
+        await asyncio.sleep(0.5)
+    raise TimeoutError(f"case {case_id} did not take the answer in {timeout}s")
 
 
 async def decide(case: Case, **answer: Any) -> None:
@@ -125,8 +139,12 @@ async def non_engagement(n: int) -> Case:
     await decide(case, choice="No fact-finding needed: go to the discussion", decided_by=REVIEWER)
     assert case.id is not None
     case = await wait_paused(case.id, S.DISCUSSION_SCHEDULING)
-    await decide(case, choice="Officer did not attend", held_on=date.today().isoformat(),
+    meeting_day = england_and_wales().add_working_days(date.today(), 1)
+    await decide(case, choice=DiscussionChoice.INVITE.value, meeting_date=meeting_day.isoformat(),
+                 meeting_time="10:00", place="Interview room 2, Central police station",
                  decided_by=REVIEWER)
+    case = await wait_answered(case.id, S.DISCUSSION_SCHEDULING)
+    await decide(case, choice="Officer did not attend", decided_by=REVIEWER)
     return await wait_paused(case.id, S.NON_ENGAGEMENT_REVIEW)
 
 

@@ -21,6 +21,7 @@ from tests.support.cases import (
     decide,
     finished,
     give_account,
+    invite_officer,
     open_case,
     outbox,
     paused_in,
@@ -215,9 +216,10 @@ async def test_non_engagement_goes_to_a_decision_then_upp_or_formal_proceedings(
     await paused_in(case_id, S.AWAITING_ACCOUNT)
     await give_account(case_id, "My account of what happened at the stop.")
     await to_discussion(case_id)
-    await decide(case_id, choice="Officer did not attend",
-                 held_on=datetime.now(UTC).date().isoformat(), decided_by=REVIEWER)
+    await invite_officer(case_id)
+    await decide(case_id, choice="Officer did not attend", decided_by=REVIEWER)
     await paused_in(case_id, S.NON_ENGAGEMENT_REVIEW)
+    assert "discussion_outcome_recorded" in audit_actions(case_id)
     assert f"decision_needed->{PSD}" in kinds(case_id)
     await decide(case_id, choice=choice, reasons="Refused twice", decided_by=PSD)
     await finished(case_id)

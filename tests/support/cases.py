@@ -98,6 +98,21 @@ async def decide(case_id: int, **answer: Any) -> None:
     await aresume_flow_run(UUID(case.flow_run_id or ""), run_input=answer)
 
 
+async def invite_officer(case_id: int, day: date | None = None, hhmm: str = "10:00") -> Case:
+    """The reviewer invites the officer at the discussion step (what the Resume form sends);
+    returns once the flow run has recorded it and asks the step again."""
+    from tasks.calendar import england_and_wales
+
+    before = case_row(case_id).step_answers
+    day = day or england_and_wales().add_working_days(date.today(), 2)
+    await decide(case_id, choice="Invite the officer: send the date, time and place below",
+                 meeting_date=day.isoformat(), meeting_time=hhmm,
+                 place="Interview room 2, Central police station", decided_by=REVIEWER)
+    await eventually(lambda: case_row(case_id).step_answers > before, 90,
+                     f"case {case_id} to record the invitation")
+    return await paused_in(case_id, CaseState.DISCUSSION_SCHEDULING)
+
+
 async def give_account(case_id: int, text: str) -> None:
     """What the portal's account page does."""
     case = case_row(case_id)
