@@ -88,6 +88,21 @@ SAMPLES: dict[str, dict[str, Any]] = {
                           "case_link": "http://portal.example/cases/42"},
     "case_closed": {"outcome_label": "No further action",
                     "case_link": "http://portal.example/cases/42"},
+    "discussion_invitation": {"reviewer_name": "Inspector Bob Jones",
+                              "meeting_text": "Thursday 10 December 2026, 10:00",
+                              "duration_minutes": 60, "format_label": "In person",
+                              "place": "Room 2 <b>Central</b>",
+                              "replaces_text": "Wednesday 9 December 2026, 14:00"},
+    "discussion_cancelled": {"reviewer_name": "Inspector Bob Jones",
+                             "meeting_text": "Thursday 10 December 2026, 10:00",
+                             "duration_minutes": 60, "format_label": "Phone call",
+                             "place": "01632 960000"},
+    "discussion_reminder": {"recipient_name": "Inspector Bob Jones",
+                            "case_link": "http://portal.example/cases/42",
+                            "reviewer_name": "Inspector Bob Jones",
+                            "meeting_text": "Thursday 10 December 2026, 10:00",
+                            "duration_minutes": 60, "format_label": "Video call",
+                            "place": "https://video.example/room"},
 }
 
 PHRASES: dict[str, list[str]] = {
@@ -116,6 +131,13 @@ PHRASES: dict[str, list[str]] = {
     "overdue_reminder": ["the reflective practice discussion outcome", "Friday 13 June 2025"],
     "action_review_due": ["Review 2", "Friday 25 July 2025"],
     "case_closed": ["No further action", "closed"],
+    "discussion_invitation": ["Chief Inspector Jane Smith", "Thursday 10 December 2026, 10:00",
+                              "replaces the one for Wednesday 9 December 2026, 14:00",
+                              "invitation.ics", "Inspector Bob Jones"],
+    "discussion_cancelled": ["Thursday 10 December 2026, 10:00", "is cancelled",
+                             "01632 960000", "cancellation.ics"],
+    "discussion_reminder": ["Thursday 10 December 2026, 10:00", "Jane Smith",
+                            "https://video.example/room", "record the outcome"],
 }
 
 

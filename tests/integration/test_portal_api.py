@@ -24,12 +24,19 @@ from sqlmodel import func, select
 
 from models import Account, AuditEvent, Case, Deadline, Officer
 from models.enums import CaseState, DeadlineKind, EmploymentStatus
-from models.forms import FactFindingChoice, FactFindingDecision, WakeReason
+from models.forms import (
+    DiscussionChoice,
+    DiscussionOutcome,
+    FactFindingChoice,
+    FactFindingDecision,
+    WakeReason,
+)
 from portal import actions
 from portal.app import create_app
 from rprp.db import session_scope
 from rprp.mailsink import MailSink
 from rprp.settings import get_settings, reset_settings
+from tasks.calendar import england_and_wales
 from tasks.casework import advance, apply_answer, record_account, wait_for
 from tasks.links import account_token, flow_run_link
 from tests.support.cases import REVIEWER, sample_referral
@@ -912,3 +919,44 @@ def test_the_outbox_lists_what_the_smtp_sink_received(psd: TestClient, tmp_path)
     assert psd.get("/outbox/999999").status_code == 404
     assert psd.get("/outbox/..%2Fsecret").status_code == 404
     assert get_settings().portal_users == USERS
+
+
+def _discussion_answer(case_id: int, **values: Any) -> None:
+    with session_scope() as session:
+        case = session.get(Case, case_id)
+        assert case is not None
+        wait = wait_for(case)
+    assert wait is not None and wait.kind == "discussion_outcome"
+    apply_answer(case_id, wait.key, DiscussionOutcome.model_validate(
+        {"decided_by": REVIEWER, **values}))
+
+
+def test_the_case_page_shows_the_invitation_its_flag_and_the_missed_meeting(
+        psd: TestClient, prefect, served_case: int) -> None:
+    to_discussion(served_case)
+    page = psd.get(f"/cases/{served_case}")
+    assert "The officer has not been invited to a discussion yet." in page.text
+    day = england_and_wales().add_working_days(TODAY, 40)
+    _discussion_answer(served_case, choice=DiscussionChoice.INVITE.value,
+                       meeting_date=day.isoformat(), meeting_time="10:00",
+                       place="Interview room 2 <Central>")
+    when = f"{day:%A} {day.day} {day:%B %Y}, 10:00"
+    page = psd.get(f"/cases/{served_case}")
+    shown = page.text[page.text.index('id="discussion-invitation"'):]
+    assert when in shown and "Interview room 2 &lt;Central&gt;" in shown
+    assert "Meeting 1, version 1" in shown
+    assert 'id="discussion-beyond-target"' in page.text  # 40 working days > the 15-day target
+
+    _discussion_answer(served_case, choice=DiscussionChoice.DID_NOT_ATTEND.value)
+    page = psd.get(f"/cases/{served_case}")
+    assert 'id="discussion-invitation"' not in page.text
+    history = page.text[page.text.index('id="discussion-invitations"'):]
+    assert "Did not attend" in history
+    trail = page.text[page.text.index('id="audit-trail"'):]
+    assert f"the officer did not attend on {day:%A} {day.day} {day:%B %Y}; invitation {when}" in (
+        trail.replace("&lt;", "<").replace("&gt;", ">"))
+    body = psd.get(f"/api/referrals/{served_case}", auth=PSD_AUTH).json()
+    assert body["state"] == "non_engagement_review"
+    [invitation] = body["discussion_invitations"]
+    assert invitation["outcome"] == "did_not_attend" and invitation["version"] == 1
+    assert invitation["beyond_target"] is True and invitation["starts_text"] == when
