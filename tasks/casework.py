@@ -159,12 +159,16 @@ def apply_answer(case_id: int, wait_key: str, answer: Any,
 
 
 def last_rejection(session: Session, case: Case) -> str:
+    """The refusal of the last answer, if nothing has been recorded since (an accepted
+    invitation at the same step, or a move to another step, makes it old news)."""
     event = session.exec(
         select(AuditEvent).where(AuditEvent.case_id == case.id,
-                                 AuditEvent.action == "decision_rejected")
+                                 AuditEvent.action != "account_viewed")
         .order_by(AuditEvent.id.desc())  # type: ignore[union-attr]
     ).first()
-    return event.detail if event and case.rejected_inputs else ""
+    if event is None or event.action != "decision_rejected" or not case.rejected_inputs:
+        return ""
+    return event.detail
 
 
 def _record_decision(session: Session, case: Case, wait: Wait, answer: Any,

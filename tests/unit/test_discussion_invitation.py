@@ -279,3 +279,14 @@ def test_a_case_closed_during_the_step_cancels_the_officers_calendar_entry(case_
     [row] = mail(case_id, "discussion_cancelled")
     assert event_of(row)[0] == "CANCEL"
     assert versions(case_id)[-1].status is InvitationStatus.CANCELLED
+
+
+def test_a_refusal_is_not_shown_again_once_the_invitation_is_accepted(case_id: int) -> None:
+    invite(case_id, datetime.now(LONDON).date() - timedelta(days=1))
+    wait = wait_for(case_row(case_id))
+    assert wait is not None and "is in the past" in describe(case_id, wait)
+    invite(case_id, working_days_ahead(3))
+    wait = wait_for(case_row(case_id))
+    assert wait is not None
+    text = describe(case_id, wait)
+    assert "Invitation:" in text and "not accepted" not in text
