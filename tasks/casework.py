@@ -103,7 +103,7 @@ def enter(session: Session, case: Case, to_state: CaseState, *, actor: str, acti
             deadline.status = DeadlineStatus.MET
             deadline.met_at = utc_now()
             session.add(deadline)
-    withdraw_if_leaving(session, case, to_state, actor)
+    withdraw_if_leaving(session, case, to_state, actor, now)
     transition(session, case, to_state, actor=actor, action=action, detail=detail)
     if to_state in TARGETS:
         kind, name = TARGETS[to_state]

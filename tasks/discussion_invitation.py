@@ -253,7 +253,8 @@ def cancel(session: Session, case: Case, officer: Officer, current: DiscussionIn
            _calendar(case, officer, cancelled, "CANCEL"))
 
 
-def withdraw_if_leaving(session: Session, case: Case, to_state: CaseState, actor: str) -> None:
+def withdraw_if_leaving(session: Session, case: Case, to_state: CaseState, actor: str,
+                        now: datetime | None = None) -> None:
     """The case leaves the discussion step without an outcome (referred back, closed): the
     officer's calendar entry is cancelled, not left standing."""
     if case.state is not CaseState.DISCUSSION_SCHEDULING or to_state in (
@@ -261,8 +262,8 @@ def withdraw_if_leaving(session: Session, case: Case, to_state: CaseState, actor
         return
     current = current_invitation(session, case)
     if current is not None:
-        cancel(session, case, officer_of(session, case), current, actor, datetime.now(UTC),
-               reason=f"the case moved to {to_state.label.lower()}")
+        cancel(session, case, officer_of(session, case), current, actor,
+               now or datetime.now(UTC), reason=f"the case moved to {to_state.label.lower()}")
 
 
 def record_outcome(session: Session, case: Case, current: DiscussionInvitation | None,
