@@ -243,3 +243,44 @@ async def test_a_tampered_link_is_refused(new_page) -> None:  # type: ignore[no-
     await expect(page.get_by_role("heading", name="This link cannot be used")).to_be_visible()
     content = await page.content()
     assert f"RPRP-{case_id:06d}" not in content and "textarea" not in content
+
+
+async def test_the_discussion_step_offers_the_invitation_and_refuses_one_without_a_date(
+        new_page, portal, prefect_ui, stack) -> None:  # type: ignore[no-untyped-def]
+    from tests.support.cases import audit_actions, decide
+
+    case_id = await refer_through_api(portal)
+    await paused_in(case_id, S.AWAITING_ACCOUNT)
+    await give_account(case_id, "My account of the stop, given through the portal.")
+    await paused_in(case_id, S.FACT_FINDING_DECISION)
+    await decide(case_id, choice="No fact-finding needed: go to the discussion",
+                 decided_by=REVIEWER_EMAIL)
+    case = await paused_in(case_id, S.DISCUSSION_SCHEDULING)
+
+    page: Page = await new_page()
+    await sign_in(page, REVIEWER)
+    await page.goto(f"{prefect_ui}/runs/flow-run/{case.flow_run_id}")
+    await page.get_by_role("button", name="Resume").click()
+    modal = page.locator(".p-modal__card")
+    await expect(modal).to_contain_text("Invite the officer")
+    for label in ("Date of the meeting", "Start time (24-hour clock, UK time, e.g. 10:00)",
+                  "How it is held", "Place, or the phone number or video link of the call",
+                  "Date the discussion was held (or missed)"):
+        await expect(_property(modal, label)).to_have_count(1)
+    await choose(page, modal, "What do you want to do?",
+                 "Invite the officer: send the date, time and place below")
+    await fill(modal, "Start time", "10:00")
+    await fill(modal, "Place, or the phone number", "Interview room 2")
+    await fill(modal, "Your email address", REVIEWER_EMAIL)
+    await modal.get_by_role("button", name="Submit").click()
+    await expect(modal).to_have_count(0)
+
+    # The empty date went as no value (not null), so the flow took the answer and refused it.
+    await eventually(lambda: "decision_rejected" in audit_actions(case_id), 300,
+                     "the invitation without a date to be refused")
+    await paused_in(case_id, S.DISCUSSION_SCHEDULING)
+    await page.goto(f"{portal}/cases/{case_id}")
+    await expect(page.locator("#audit-trail")).to_contain_text(
+        "To invite the officer or move the meeting, enter the date of the meeting")
+    await expect(page.locator("body")).to_contain_text(
+        "The officer has not been invited to a discussion yet.")
