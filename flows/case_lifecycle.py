@@ -18,6 +18,8 @@ from prefect.runtime import flow_run
 from models import Case
 from models.enums import CaseState
 from models.forms import (
+    COMPLAINANT_SUMMARY_DEFAULT,
+    ComplaintReportForm,
     DiscussionOutcome,
     FactFindingDecision,
     FactFindingOutcome,
@@ -61,15 +63,18 @@ def form_for(case_id: int, wait: Wait) -> type[RunInput]:
         case = session.get(Case, case_id)
         assert case is not None
         upp = officer_of(session, case).upp_available
+        complaint = case.origin.has_complainant_duties
     forms: dict[str, type[RunInput]] = {
         "fact_finding_decision": FactFindingDecision,
         "fact_finding_outcome": FactFindingOutcome,
         "authority_decision": authority_decision_form(upp),
         "discussion_outcome": DiscussionOutcome,
         "non_engagement": non_engagement_form(upp),
-        "report": ReportForm,
+        "report": ComplaintReportForm if complaint else ReportForm,
     }
-    return forms[wait.kind].with_initial_data(description=describe(case_id, wait))
+    prefill = {"complainant_summary": COMPLAINANT_SUMMARY_DEFAULT} if (
+        wait.kind == "report" and complaint) else {}
+    return forms[wait.kind].with_initial_data(description=describe(case_id, wait), **prefill)
 
 
 def _remember_flow_run(case_id: int) -> None:

@@ -184,6 +184,12 @@ class Report(SQLModel, table=True):
     submitted_at: datetime = Field(default_factory=utc_now)
     sent_to_aa_at: datetime | None = None
     pdr_due_on: date
+    # What the complainant's outcome letter says about the learning: written for them.
+    complainant_summary: str = Field(default="", sa_column=Column(Text, nullable=False,
+                                                                  default=""))
+    # Reg 70(6): when the report was discussed at the officer's PDR, and who recorded it.
+    pdr_discussed_on: date | None = None
+    pdr_recorded_by: str = Field(default="", max_length=254)
 
 
 class Action(SQLModel, table=True):

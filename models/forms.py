@@ -143,6 +143,26 @@ class ReportForm(RunInput):
     decided_by: str = DECIDED_BY
 
 
+COMPLAINANT_SUMMARY_DEFAULT = (
+    "The matter you complained about has been discussed in a reflective practice review. "
+    "Learning was identified from it, and the actions agreed will be reviewed to make sure "
+    "they are completed."
+)
+
+
+class ComplaintReportForm(ReportForm):
+    """The report of a case behind which there is a public complaint: it also says, in words
+    written for them, what the complainant's outcome letter tells them about the learning."""
+
+    complainant_summary: str = Field(
+        min_length=10, max_length=3000,
+        title="What we tell the complainant about the learning (the complainant will read "
+              "this; do not name the officer)",
+        description="Goes into the outcome letter to the complainant as written. Plain words; "
+                    "no names, collar numbers or details of the discussion.",
+    )
+
+
 class ReviewOutcome(StrEnum):
     CLOSE = "Completed: close this action"
     KEEP_OPEN = "Not yet complete: keep open"

@@ -14,12 +14,12 @@ from fastapi import APIRouter, Request, status
 from fastapi.responses import RedirectResponse, Response
 from sqlmodel import select
 
-from models import Account, Case, Deadline, Officer
+from models import Account, AuditEvent, Case, Deadline, Officer
 from models.enums import CaseState, DeadlineKind
 from portal import actions
 from portal.web import render
 from rprp.db import session_scope
-from tasks.casework import AccountNotAccepted, record_account
+from tasks.casework import AccountNotAccepted, decline_account, record_account
 from tasks.links import InvalidToken, read_account_token
 
 router = APIRouter(include_in_schema=False)
@@ -38,10 +38,21 @@ class Notice:
     notice_round: int
     deadline: Deadline | None
     accounts: list[Account]
+    declined_at: datetime | None = None
 
     @property
     def accepting(self) -> bool:
         return self.notice_round == self.case.notice_round and self.case.state in ACCEPTING
+
+    @property
+    def may_decline(self) -> bool:
+        """Declining is offered while the account is awaited, not once the case moved on."""
+        return (self.notice_round == self.case.notice_round
+                and self.case.state is CaseState.AWAITING_ACCOUNT)
+
+    @property
+    def declined(self) -> bool:
+        return self.declined_at is not None
 
     @property
     def closed_message(self) -> str:
@@ -72,7 +83,11 @@ def _notice(token: str) -> Notice | None:
         for account in accounts:
             session.expunge(account)
             account.text = ""  # the page never shows the account back
-        return Notice(case, officer, notice_round, deadline, accounts)
+        declined = session.exec(select(AuditEvent).where(
+            AuditEvent.case_id == case_id, AuditEvent.action == "account_declined",
+            AuditEvent.detail == f"notice round {notice_round}")).first()
+        return Notice(case, officer, notice_round, deadline, accounts,
+                      declined.at if declined else None)
 
 
 def _refused(request: Request) -> Response:
@@ -139,4 +154,58 @@ async def account_received(request: Request, token: str) -> Response:
     latest = notice.accounts[-1]
     return render(request, "account_received.html",
                   {"notice": notice, "account": latest, "now": datetime.now()},
+                  headers=NO_STORE, public=True)
+
+
+@router.get("/account/{token}/decline")
+async def decline_form(request: Request, token: str) -> Response:
+    notice = _notice(token)
+    if notice is None:
+        return _refused(request)
+    return _decline_page(request, notice)
+
+
+def _decline_page(request: Request, notice: Notice, *, error: str = "",
+                  status_code: int = 200) -> Response:
+    if not notice.may_decline and not notice.declined:
+        return _page(request, notice, status_code=status_code)
+    return render(request, "account_decline.html", {
+        "notice": notice, "error": error, "errors": [("confirm", error)] if error else [],
+    }, status_code=status_code, headers=NO_STORE, public=True)
+
+
+@router.post("/account/{token}/decline")
+async def decline(request: Request, token: str) -> Response:
+    """The officer declines to give an account, after confirming it: the case moves on now."""
+    notice = _notice(token)
+    if notice is None:
+        return _refused(request)
+    form = await request.form()
+    if notice.declined:
+        return RedirectResponse(f"/account/{token}/declined",
+                                status_code=status.HTTP_303_SEE_OTHER)
+    if not notice.may_decline:
+        return _page(request, notice, status_code=status.HTTP_409_CONFLICT)
+    if form.get("confirm") != "yes":
+        return _decline_page(request, notice, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+                             error="Confirm that you do not want to give an account")
+    assert notice.case.id is not None
+    try:
+        wake_needed = decline_account(notice.case.id, notice.notice_round)
+    except AccountNotAccepted:
+        refreshed = _notice(token) or notice
+        return _page(request, refreshed, status_code=status.HTTP_409_CONFLICT)
+    if wake_needed:
+        await actions.wake_after_decline(notice.case.id)
+    return RedirectResponse(f"/account/{token}/declined", status_code=status.HTTP_303_SEE_OTHER)
+
+
+@router.get("/account/{token}/declined")
+async def declined(request: Request, token: str) -> Response:
+    notice = _notice(token)
+    if notice is None:
+        return _refused(request)
+    if not notice.declined:
+        return RedirectResponse(f"/account/{token}", status_code=status.HTTP_303_SEE_OTHER)
+    return render(request, "account_declined.html", {"notice": notice},
                   headers=NO_STORE, public=True)

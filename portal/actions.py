@@ -15,7 +15,7 @@ from datetime import date
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
-from models import Account, AuditEvent, Case, Deadline, DiscussionInvitation, Officer
+from models import Account, AuditEvent, Case, Deadline, DiscussionInvitation, Officer, Report
 from models.enums import CaseState, DeadlineStatus, InvitationStatus
 from models.forms import WakeReason
 from rprp.db import session_scope
@@ -64,11 +64,11 @@ async def start_flow(case_id: int) -> str | None:
         return None
 
 
-async def wake_after_account(case_id: int) -> bool:
+async def wake_after_account(case_id: int,
+                             reason: WakeReason = WakeReason.ACCOUNT_RECEIVED) -> bool:
     """Tell the case's run an account arrived; if that fails the sweep wakes it later."""
     try:
-        return await asyncio.wait_for(wake_case(case_id, WakeReason.ACCOUNT_RECEIVED),
-                                      PREFECT_TIMEOUT)
+        return await asyncio.wait_for(wake_case(case_id, reason), PREFECT_TIMEOUT)
     except Exception as exc:  # noqa: BLE001
         log.warning("case %s not woken: %s; flagged for the sweep", case_id,
                     type(exc).__name__)
@@ -78,6 +78,11 @@ async def wake_after_account(case_id: int) -> bool:
                 case.wake_requested = True
                 session.add(case)
         return False
+
+
+async def wake_after_decline(case_id: int) -> bool:
+    """The officer declined to give an account: wake the run now, as when one arrives."""
+    return await wake_after_account(case_id, WakeReason.NO_ACCOUNT)
 
 
 # -- closing from outside the flow -------------------------------------------------------------
@@ -144,6 +149,7 @@ class CaseFile:
     audit: list[AuditEvent]
     wait: Wait | None
     invitations: list[DiscussionInvitation] = field(default_factory=list)
+    report: Report | None = None
 
     @property
     def current_invitation(self) -> DiscussionInvitation | None:
@@ -187,7 +193,12 @@ def case_file(case_id: int) -> CaseFile | None:
         invitations = list(session.exec(select(DiscussionInvitation)
                                         .where(DiscussionInvitation.case_id == case_id)
                                         .order_by(DiscussionInvitation.id)))  # type: ignore[arg-type]
-        return CaseFile(case, officer, deadlines, accounts, events, wait_for(case), invitations)
+        report = session.exec(select(Report).where(Report.case_id == case_id)).first()
+        if report is not None:
+            session.expunge(report)
+            report.discussion_summary = ""  # confidential: the page never shows it
+        return CaseFile(case, officer, deadlines, accounts, events, wait_for(case), invitations,
+                        report)
 
 
 @dataclass

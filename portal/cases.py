@@ -10,10 +10,11 @@ from fastapi.responses import RedirectResponse, Response
 from pydantic import BaseModel, Field
 
 from portal import actions
-from portal.auth import ApiPsd, PageUser, PsdUser
+from portal.auth import REVIEWER, ApiPsd, ApiUser, PageUser, PsdUser, User
 from portal.referral_form import ORIGINS, ROUTES
 from portal.referrals import case_json
 from portal.web import check_csrf, flash, render
+from tasks.report import PdrNotRecorded, record_pdr_discussion
 
 router = APIRouter()
 api = APIRouter(prefix="/api/cases", tags=["cases"])
@@ -166,6 +167,36 @@ async def cancel(request: Request, case_id: int, user: PsdUser) -> Response:
     return RedirectResponse(f"/cases/{case_id}", status_code=status.HTTP_303_SEE_OTHER)
 
 
+# -- the PDR discussion (reg 70(6)) -----------------------------------------------------------
+
+def _may_record_pdr(user: User) -> bool:
+    """The officer's line manager (the reviewer) or PSD records the PDR discussion."""
+    return user.is_psd or user.has(REVIEWER)
+
+
+@router.post("/cases/{case_id}/pdr-discussed", include_in_schema=False)
+async def pdr_discussed(request: Request, case_id: int, user: PageUser) -> Response:
+    form = await request.form()
+    check_csrf(request, form)
+    if not _may_record_pdr(user):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "Only PSD or the reviewer may record this.")
+    file = _file(case_id)
+    values = {k: v for k, v in form.items() if isinstance(v, str)}
+    discussed_on, error = _parse_date(values, "pdr", "the date of the PDR discussion")
+    if discussed_on is not None:
+        try:
+            record_pdr_discussion(case_id, discussed_on, actor=user.email or user.name)
+        except PdrNotRecorded as exc:
+            error = str(exc)
+        else:
+            flash(request, f"The PDR discussion on {discussed_on:%d %B %Y} is recorded.")
+            return RedirectResponse(f"/cases/{case_id}", status_code=status.HTTP_303_SEE_OTHER)
+    return render(request, "case.html", {"file": file, "routes": ROUTES, "origins": ORIGINS,
+                                         "pdr_values": values, "pdr_error": error,
+                                         "errors": [("pdr-day", error)]},
+                  status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
+
+
 # -- JSON API ----------------------------------------------------------------------------------
 
 class OfficerLeftIn(BaseModel):
@@ -206,3 +237,24 @@ async def api_cancel(case_id: int, body: CancelIn, user: ApiPsd) -> dict[str, An
     except actions.CaseClosed as exc:
         raise _api_closed(exc) from exc
     return {**case_json(case_id), "flow_run": settled}
+
+
+class PdrDiscussedIn(BaseModel):
+    discussed_on: date = Field(description="The date the report was discussed at the officer's "
+                                           "PDR (not in the future, not before the report)")
+
+
+@api.post("/{case_id}/pdr-discussed")
+async def api_pdr_discussed(case_id: int, body: PdrDiscussedIn, user: ApiUser) -> dict[str, Any]:
+    """Record that the report was discussed at the officer's PDR (reg 70(6); PSD or reviewer)."""
+    if not _may_record_pdr(user):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "Only PSD or the reviewer may record this.")
+    try:
+        record_pdr_discussion(case_id, body.discussed_on, actor=user.email or user.name)
+    except LookupError as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"No case with id {case_id}") from exc
+    except PdrNotRecorded as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, [
+            {"field": "discussed_on", "loc": ["body", "discussed_on"], "type": "value_error",
+             "msg": str(exc)}]) from exc
+    return case_json(case_id)

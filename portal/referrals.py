@@ -82,6 +82,13 @@ def case_json(case_id: int) -> dict[str, Any]:
         "deadlines": [{"kind": d.kind.value, "round": d.round, "due_at": iso_utc(d.due_at),
                        "status": d.status.value, "calendar_version": d.calendar_version}
                       for d in file.deadlines],
+        "report": ({"complainant_summary": file.report.complainant_summary,
+                    "agreed_on": file.report.agreed_on.isoformat(),
+                    "pdr_due_on": file.report.pdr_due_on.isoformat(),
+                    "pdr_discussed_on": (file.report.pdr_discussed_on.isoformat()
+                                         if file.report.pdr_discussed_on else None),
+                    "pdr_recorded_by": file.report.pdr_recorded_by or None}
+                   if file.report else None),
         "accounts": [{"version": a.version, "notice_round": a.notice_round,
                       "received_at": iso_utc(a.received_at), "late": a.late}
                      for a in file.accounts],

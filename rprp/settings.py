@@ -39,6 +39,10 @@ class Settings(BaseSettings):
         description="Emails or names allowed to take appropriate-authority decisions, comma-separated",
     )
 
+    psd_contact_email: str = Field(
+        default="", description="PSD's contact address in letters; default: psd_email")
+    psd_contact_phone: str = Field(default="", description="PSD's telephone number in letters")
+
     smtp_host: str = ""
     smtp_port: int = 1025
     smtp_starttls: bool = False
@@ -57,6 +61,23 @@ class Settings(BaseSettings):
     decision_target_working_days: int = Field(default=5, description="*policy* paused decisions")
     complainant_update_days: int = Field(default=28, description="Law: at least every 4 weeks")
     outcome_letter_working_days: int = Field(default=5, description="Law: outcome within 5 WD")
+    review_application_days: int = Field(
+        default=28, description="Law: a review is applied for within 28 days (C&M reg 29(2))")
+    review_rights_endings: str = Field(
+        default="closed_complete,closed_nfa",
+        description="*policy* endings whose complainant letter carries the review information",
+    )
+    local_policing_body_name: str = Field(
+        default="the local policing body (your Police and Crime Commissioner)",
+        description="How letters name the local policing body that hears reviews",
+    )
+    iopc_name: str = Field(
+        default="the Independent Office for Police Conduct (IOPC)",
+        description="How letters name the IOPC when it hears the review",
+    )
+    pdr_reminder_working_days: int = Field(
+        default=20, description="*policy* remind the line manager this many working days "
+                                "before the reg 70(6) PDR deadline")
     account_link_grace_days: int = Field(
         default=30, description="*policy* how long after the deadline a late account link works"
     )
@@ -66,11 +87,23 @@ class Settings(BaseSettings):
     extra_holidays: str = Field(default="", description="Extra non-working days, ISO dates")
 
     @field_validator("account_working_days", "discussion_target_working_days",
-                     "report_target_working_days", "decision_target_working_days")
+                     "report_target_working_days", "decision_target_working_days",
+                     "pdr_reminder_working_days")
     @classmethod
     def _positive(cls, value: int) -> int:
         if value < 1:
             raise ValueError("must be at least 1 working day")
+        return value
+
+    @field_validator("review_rights_endings")
+    @classmethod
+    def _endings(cls, value: str) -> str:
+        from models.enums import TERMINAL_STATES
+
+        known = {state.value for state in TERMINAL_STATES}
+        unknown = {x.strip() for x in value.split(",") if x.strip()} - known
+        if unknown:
+            raise ValueError(f"unknown endings {sorted(unknown)}; use {sorted(known)}")
         return value
 
     @property
@@ -105,6 +138,15 @@ class Settings(BaseSettings):
     def reminder_offsets(self) -> list[int]:
         return sorted({int(x) for x in self.account_reminder_working_days.split(",") if x.strip()},
                       reverse=True)
+
+    @property
+    def psd_contact(self) -> str:
+        """Where people reach PSD: the contact address, or PSD's mailbox."""
+        return self.psd_contact_email or self.psd_email
+
+    @property
+    def endings_with_review_rights(self) -> set[str]:
+        return {x.strip() for x in self.review_rights_endings.split(",") if x.strip()}
 
     @property
     def decision_makers(self) -> set[str]:

@@ -316,6 +316,30 @@ def record_account(case_id: int, notice_round: int, text: str,
         return account, wake
 
 
+def decline_account(case_id: int, notice_round: int, now: datetime | None = None) -> bool:
+    """The officer says they will not give an account (their right): the case moves on at once,
+    as for a missed deadline. True if the flow must be woken; a repeat changes nothing."""
+    declined_at = (now or datetime.now(UTC)).astimezone(UTC)
+    with _scope() as session:
+        case = lock_case(session, case_id)
+        if notice_round != case.notice_round:
+            raise AccountNotAccepted("This link is for an earlier notice. Use the link in the "
+                                     "latest email you were sent.")
+        if case.state is not S.AWAITING_ACCOUNT:
+            if letters.declined_account(session, case):
+                return False
+            raise AccountNotAccepted("This case has moved past the account stage, so there is "
+                                     "nothing to decline. Speak to your reviewer.")
+        deadline = account_deadline(session, case)
+        if deadline is not None and deadline.status is DeadlineStatus.OPEN:
+            deadline.status = DeadlineStatus.CANCELLED
+            session.add(deadline)
+        transition(session, case, S.NO_ACCOUNT, actor="officer", action="account_declined",
+                   detail=f"notice round {case.notice_round}")
+        letters.account_declined(session, case, declined_at)
+        return True
+
+
 def mark_no_account(session: Session, case: Case, as_of: datetime) -> bool:
     """The account deadline passed with no account: not non-engagement, the case moves on."""
     if case.state is not S.AWAITING_ACCOUNT:

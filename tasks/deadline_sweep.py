@@ -10,7 +10,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from sqlmodel import select
 
-from models import ActionReview, Case, Deadline, Officer, to_db
+from models import ActionReview, Case, Deadline, Officer, Report, to_db
 from models.enums import TERMINAL_STATES, CaseState, DeadlineKind, DeadlineStatus
 from models.forms import WakeReason
 from rprp.db import session_scope
@@ -46,6 +46,7 @@ class SweepReport:
     runs_recovered: int = 0
     complainant_letters: int = 0
     discussion_reminders: int = 0
+    pdr_reminders: int = 0
     errors: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, object]:
@@ -157,6 +158,30 @@ def discussion_reminders(as_of: datetime, report: SweepReport) -> None:
     report.discussion_reminders += sent
 
 
+def pdr_reminders(as_of: datetime, report: SweepReport) -> None:
+    """Remind the line manager of the reg 70(6) PDR discussion, a policy number of working
+    days before its deadline; closed cases included, since the duty outlives the case."""
+    calendar = england_and_wales()
+    before = get_settings().pdr_reminder_working_days
+    today = as_of.astimezone(LONDON).date()
+    horizon = _utc(as_of) + timedelta(days=2 * before + 14)  # wider than any n working days
+    with session_scope() as session:
+        rows = session.exec(
+            select(Case, Deadline, Report)
+            .join(Deadline, Deadline.case_id == Case.id)  # type: ignore[arg-type]
+            .join(Report, Report.case_id == Case.id)  # type: ignore[arg-type]
+            .where(Deadline.kind == DeadlineKind.PDR, Deadline.status == DeadlineStatus.OPEN,
+                   Deadline.due_at <= horizon,
+                   Report.pdr_discussed_on.is_(None))  # type: ignore[union-attr]
+        ).all()
+        report.cases_read += len(rows)
+        for case, deadline, filed in rows:
+            if reminder_day(calendar, filed.pdr_due_on, before) > today:
+                continue
+            if letters.pdr_reminder(session, case, filed, deadline):
+                report.pdr_reminders += 1
+
+
 def due_reviews(as_of: datetime) -> list[tuple[int, int]]:
     today = as_of.astimezone(LONDON).date()
     with session_scope() as session:
@@ -202,6 +227,7 @@ async def sweep(as_of: datetime | None = None) -> SweepReport:
     overdue_steps(as_of, report)
     discussion_reminders(as_of, report)
     complainant_letters(as_of, report)
+    pdr_reminders(as_of, report)
     await start_due_reviews(as_of, report)
     stale_after = timedelta(minutes=get_settings().stalled_run_minutes)
     report.runs_recovered = len(await recover_stalled_runs(stale_after))

@@ -11,7 +11,18 @@ from typing import Any
 
 from sqlmodel import Session, select
 
-from models import Account, Action, ActionReview, AuditEvent, Case, Deadline, Officer, Report, as_utc
+from models import (
+    Account,
+    Action,
+    ActionReview,
+    AuditEvent,
+    Case,
+    Deadline,
+    Officer,
+    Outbox,
+    Report,
+    as_utc,
+)
 from models.enums import ActionType, CaseState, DeadlineKind, DeadlineStatus, ReviewBody
 from rprp.settings import get_settings
 from tasks.calendar import england_and_wales
@@ -78,9 +89,19 @@ def account_reminder(session: Session, case: Case, officer: Officer, deadline: D
                  working_days_left=working_days_left)
 
 
+def declined_account(session: Session, case: Case) -> bool:
+    """Whether the officer said, for the current notice, that they decline to give an account."""
+    return session.exec(select(AuditEvent.id).where(
+        AuditEvent.case_id == case.id, AuditEvent.action == "account_declined",
+        AuditEvent.detail == f"notice round {case.notice_round}")).first() is not None
+
+
 def _account_note(session: Session, case: Case) -> str:
     account = session.exec(select(Account).where(Account.case_id == case.id,
                                                  Account.notice_round == case.notice_round)).first()
+    if account is None and declined_account(session, case):
+        return "The officer declined to give an account, as is their right: this is not " \
+               "non-engagement."
     if account is None:
         return "No account was received by the deadline. The account is optional: this is " \
                "not non-engagement."
@@ -114,8 +135,7 @@ def on_enter(session: Session, case: Case, officer: Officer) -> None:
         for email in (_psd(), case.reviewer_email):
             _send(session, case, officer, kind, email, occurrence, outcome_label=outcome,
                   case_link=links["case_link"], **extra)
-        if state is not S.CLOSED_COMPLETE:
-            complainant_outcome(session, case, _complainant_outcome_text(state), "")
+        complainant_ending(session, case, state)
 
 
 def _last_actor(session: Session, case: Case) -> str:
@@ -135,17 +155,27 @@ OUTCOME_LABELS: dict[CaseState, str] = {
 }
 
 
-def _complainant_outcome_text(state: CaseState) -> str:
-    if state.name.startswith("ESCALATED"):
-        return ("The reflective practice review process has ended because the matter is now "
-                "being dealt with under a different procedure. We will keep you informed.")
-    if state is S.CLOSED_NFA:
-        return ("The appropriate authority has reconsidered the matter and decided that no "
-                "further action will be taken.")
-    if state is S.DISCONTINUED:
-        return ("The reflective practice review process has ended because the officer has left "
-                "the police service.")
-    return "The reflective practice review process in relation to your complaint has ended."
+# What the complainant is told when the case ends, in words written for them.
+ENDING_TEXT: dict[CaseState, str] = {
+    S.CLOSED_COMPLETE: "The actions agreed in the reflective practice review have been "
+                       "completed and reviewed, and the process is now finished.",
+    S.CLOSED_NFA: "The appropriate authority has reconsidered the matter and decided that no "
+                  "further action will be taken.",
+    S.ESCALATED_MISCONDUCT: "The matter is now being dealt with under a different procedure, "
+                            "so the reflective practice review process will not continue. We "
+                            "will write to you about that procedure and its outcome.",
+    S.ESCALATED_UPP: "The matter is now being dealt with under a different procedure, so the "
+                     "reflective practice review process will not continue. We will write to "
+                     "you about that procedure and its outcome.",
+    S.ESCALATED_VETTING: "The matter is now being dealt with under a different procedure, so "
+                         "the reflective practice review process will not continue. We will "
+                         "write to you about that procedure and its outcome.",
+    S.DISCONTINUED: "The officer has left the police service, so the reflective practice "
+                    "review process cannot continue. We will write to you about what this "
+                    "means for your complaint.",
+    S.CANCELLED: "The reflective practice review process has been stopped. We will write to "
+                 "you separately about how your complaint is being dealt with.",
+}
 
 
 def late_account(session: Session, case: Case, officer: Officer) -> None:
@@ -155,6 +185,23 @@ def late_account(session: Session, case: Case, officer: Officer) -> None:
               decision_title=DECISION_TITLES[S.FACT_FINDING_DECISION], due_text="",
               note="The officer's account was received late. Read it on the case page.",
               case_link=case_link(case.id or 0), decision_link=flow_run_link(case.flow_run_id))
+
+
+def account_declined(session: Session, case: Case, declined_at: datetime) -> None:
+    """PSD and the reviewer are told, as for a missed deadline (a declined case never reaches
+    the missed deadline: it has already moved on)."""
+    for email in (_psd(), case.reviewer_email):
+        _send(session, case, session.get(Officer, case.officer_id), "account_declined",
+              email, f"round{case.notice_round}", declined_on_text=date_text(declined_at),
+              case_link=case_link(case.id or 0))
+
+
+def pdr_reminder(session: Session, case: Case, report: Report, deadline: Deadline) -> bool:
+    """The line manager (the case's reviewer) is reminded of the reg 70(6) PDR discussion."""
+    return _send(session, case, session.get(Officer, case.officer_id), "pdr_reminder",
+                 case.reviewer_email, f"pdr{deadline.round}",
+                 pdr_due_text=date_text(report.pdr_due_on),
+                 agreed_on_text=date_text(report.agreed_on), case_link=case_link(case.id or 0))
 
 
 def missed_account_deadline(session: Session, case: Case, deadline: Deadline) -> None:
@@ -182,7 +229,7 @@ def report_filed(session: Session, case: Case, officer: Officer, report: Report,
         session, case,
         "The officer has taken part in a reflective practice review discussion. A report has "
         "been agreed with actions and lessons, and the actions will be reviewed.",
-        report.force_lessons if report.force_lessons.strip().lower() not in {"none", "n/a"} else "",
+        report.complainant_summary,
     )
 
 
@@ -191,20 +238,63 @@ def _complainant_address(case: Case) -> str:
     return case.complainant_email or _psd()
 
 
-def complainant_outcome(session: Session, case: Case, outcome_text: str, learning: str) -> None:
-    if not case.origin.has_complainant_duties or not case.complainant_name:
-        return
+def _owes_complainant_letters(case: Case) -> bool:
+    return case.origin.has_complainant_duties and bool(case.complainant_name)
+
+
+def _review_context(case: Case, review_rights: bool) -> dict[str, Any]:
+    """The review information of C&M Regs 2020 regs 33-34: the body PSD recorded for this
+    complaint at referral (it depends on the complaint's facts), and the time limit."""
+    settings = get_settings()
     body = ReviewBody(case.complainant_review_body or ReviewBody.LOCAL_POLICING_BODY)
-    label = ("the Independent Office for Police Conduct (IOPC)" if body is ReviewBody.IOPC
-             else "the local policing body")
+    label = settings.iopc_name if body is ReviewBody.IOPC else settings.local_policing_body_name
+    return {"review_rights": review_rights, "review_body_label": label,
+            "review_days": settings.review_application_days}
+
+
+def _outcome_letter_met(session: Session, case: Case) -> None:
+    """Owed within 5 working days of the outcome (reg 34); queued now, so met now."""
+    now = datetime.now(UTC)
+    due_at, version = working_days_after(now, get_settings().outcome_letter_working_days)
+    rounds = session.exec(select(Deadline.id).where(
+        Deadline.case_id == case.id, Deadline.kind == DeadlineKind.OUTCOME_LETTER)).all()
+    letter = set_deadline(session, case, DeadlineKind.OUTCOME_LETTER, due_at, version,
+                          len(rounds) + 1)
+    letter.status, letter.met_at = DeadlineStatus.MET, now
+    session.add(letter)
+
+
+def complainant_outcome(session: Session, case: Case, outcome_text: str, learning: str) -> None:
+    """The outcome letter when the report is agreed: the RPRP's outcome, with the learning in
+    the words the reviewer wrote for the complainant, and the review information."""
+    if not _owes_complainant_letters(case):
+        return
+    review = S.CLOSED_COMPLETE.value in get_settings().endings_with_review_rights
     if _send(session, case, None, "complainant_outcome", _complainant_address(case), "outcome",
              complainant_name=case.complainant_name, outcome_text=outcome_text,
-             learning_text=learning, review_body_label=label, review_days=28):
-        # Owed within 5 working days of the outcome (reg 34); queued now, so met now.
-        due_at, version = working_days_after(datetime.now(UTC),
-                                             get_settings().outcome_letter_working_days)
-        letter = set_deadline(session, case, DeadlineKind.OUTCOME_LETTER, due_at, version, 1)
-        letter.status, letter.met_at = DeadlineStatus.MET, datetime.now(UTC)
+             learning_text=learning, **_review_context(case, review)):
+        _outcome_letter_met(session, case)
+
+
+def complainant_ending(session: Session, case: Case, ending: CaseState) -> None:
+    """The last letter, whatever the ending: what happened, and the review information where
+    the force's policy says this ending carries it and no earlier letter gave it."""
+    if not _owes_complainant_letters(case):
+        return
+    endings = get_settings().endings_with_review_rights
+    earlier = session.exec(select(Outbox).where(Outbox.case_id == case.id,
+                                                Outbox.kind == "complainant_outcome")).first()
+    earlier_review = earlier is not None and S.CLOSED_COMPLETE.value in endings
+    earlier_text = ""
+    if earlier is not None:
+        earlier_text = (f"We wrote to you on {date_text(earlier.created_at)} with the outcome "
+                        "of the process" + (" and your right to apply for a review of it."
+                                            if earlier_review else "."))
+    review = ending.value in endings and not earlier_review
+    if _send(session, case, None, "complainant_ending", _complainant_address(case), "ending",
+             complainant_name=case.complainant_name, ending_text=ENDING_TEXT[ending],
+             earlier_letter_text=earlier_text, **_review_context(case, review)):
+        _outcome_letter_met(session, case)
 
 
 def start_complainant_updates(session: Session, case: Case, served_at: datetime) -> None:

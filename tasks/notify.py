@@ -66,8 +66,15 @@ KIND_CONTEXT: dict[str, frozenset[str]] = {
     ),
     "complainant_progress": frozenset({"complainant_name", "stage_text", "next_update_text"}),
     "complainant_outcome": frozenset(
-        {"complainant_name", "outcome_text", "learning_text", "review_body_label", "review_days"}
+        {"complainant_name", "outcome_text", "learning_text", "review_rights",
+         "review_body_label", "review_days"}
     ),
+    "complainant_ending": frozenset(
+        {"complainant_name", "ending_text", "earlier_letter_text", "review_rights",
+         "review_body_label", "review_days"}
+    ),
+    "account_declined": frozenset({"declined_on_text", "case_link"}),
+    "pdr_reminder": frozenset({"pdr_due_text", "agreed_on_text", "case_link"}),
     "overdue_reminder": frozenset({"what", "due_text", "decision_link", "case_link"}),
     "action_review_due": frozenset({"review_number", "due_text", "decision_link", "case_link"}),
     "case_closed": frozenset({"outcome_label", "case_link"}),
@@ -81,12 +88,15 @@ KIND_CONTEXT: dict[str, frozenset[str]] = {
          "format_label", "place"}),
 }
 # Letters to the public never name the officer.
-COMPLAINANT_KINDS = frozenset({"complainant_progress", "complainant_outcome"})
+COMPLAINANT_KINDS = frozenset({"complainant_progress", "complainant_outcome",
+                               "complainant_ending"})
 # Letters to the officer need the officer; staff emails show the officer when there is one.
 OFFICER_KINDS = frozenset({"officer_notice", "account_reminder", "officer_report_copy",
                            "discussion_invitation", "discussion_cancelled",
                            "discussion_reminder"})
 COMMON_CONTEXT = frozenset({"case", "officer", "force_name"})
+# Filled in from the settings for every email, so everyone is told how to reach PSD.
+CONTACT_CONTEXT = ("psd_email", "psd_phone")
 
 CASE_FIELDS = ("reference", "rprp_reason", "allegation_category", "public_summary")
 OFFICER_FIELDS = ("name", "rank", "collar_number")
@@ -198,6 +208,8 @@ def _safe_context(kind: str, context: Mapping[str, Any]) -> dict[str, Any]:
     safe = {key: context[key] for key in allowed}
     safe["case"] = _case_view(context["case"])
     safe["force_name"] = str(context.get("force_name") or DEFAULT_FORCE_NAME)
+    settings = get_settings()
+    safe["psd_email"], safe["psd_phone"] = settings.psd_contact, settings.psd_contact_phone
     if kind not in COMPLAINANT_KINDS:
         safe["officer"] = _officer_view(context.get("officer"))
         if kind in OFFICER_KINDS and safe["officer"] is None:

@@ -49,6 +49,8 @@ def transition(session: Session, case: Case, to_state: CaseState, *, actor: str,
     if to_state.is_terminal:
         case.closed_at = case.updated_at
         for deadline in open_deadlines(session, case):
+            if deadline.kind is DeadlineKind.PDR and to_state is CaseState.CLOSED_COMPLETE:
+                continue  # reg 70(6): the PDR discussion is owed after the case closes
             deadline.status = DeadlineStatus.CANCELLED
             session.add(deadline)
     session.add(case)

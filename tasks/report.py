@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 import calendar as _calendar
+import re
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlmodel import Session, select
 
-from models import Action, ActionReview, ActionReviewNote, Case, Deadline, Report, utc_now
+from models import (
+    Action,
+    ActionReview,
+    ActionReviewNote,
+    Case,
+    Deadline,
+    Officer,
+    Report,
+    utc_now,
+)
 from models.enums import ActionStatus, ActionType, DeadlineKind, DeadlineStatus
 from models.forms import Agreement, ReviewOutcome
+from rprp.db import session_scope
 from tasks import letters
 from tasks.calendar import LONDON, england_and_wales
 from tasks.deadlines import set_deadline
@@ -28,6 +39,32 @@ def add_months(day: date, months: int) -> date:
     return date(year, month, min(day.day, _calendar.monthrange(year, month)[1]))
 
 
+def names_the_officer(text: str, officer: Officer) -> bool:
+    """True if `text` has the officer's first name, surname, full name or collar number as a
+    whole word, in any case: what the complainant reads must not identify the officer."""
+    words = [w for w in re.split(r"[\s,-]+", officer.name) if len(w) > 1 and not w.isdigit()]
+    words.append(officer.name.strip())
+    words.append(officer.collar_number.strip())
+    words += [n for n in re.findall(r"\d+", officer.collar_number) if len(n) > 1]
+    return any(re.search(rf"(?<!\w){re.escape(w)}(?!\w)", text, re.IGNORECASE)
+               for w in words if w)
+
+
+def complainant_summary(case: Case, officer: Officer, answer: Any) -> str:
+    """The outcome letter's words about the learning, checked; empty where no complaint."""
+    if not case.origin.has_complainant_duties:
+        return ""
+    text = str(getattr(answer, "complainant_summary", "") or "").strip()
+    if len(text) < 10:
+        raise ReportRejected("Write what the complainant will be told about the learning "
+                             "(at least 10 characters)")
+    if names_the_officer(text, officer):
+        raise ReportRejected("What the complainant will be told names the officer (their name "
+                             "or collar number): the complainant's letter must not identify "
+                             "them. Reword it and submit again")
+    return text
+
+
 def end_of_day(day: date) -> datetime:
     return datetime(day.year, day.month, day.day, 23, 59, 59, tzinfo=LONDON).astimezone(UTC)
 
@@ -43,6 +80,7 @@ def file_report(session: Session, case: Case, answer: Any, decider: str,
         raise ReportRejected("Every action's due date must be on or after the agreed date")
     if answer.agreement is Agreement.NOT_AGREED and not answer.officer_comments.strip():
         raise ReportRejected("Record the officer's comments when they do not agree the report")
+    summary = complainant_summary(case, officer_of(session, case), answer)
     assert case.id is not None
     report = Report(
         case_id=case.id, issue_summary=answer.issue_summary,
@@ -51,6 +89,7 @@ def file_report(session: Session, case: Case, answer: Any, decider: str,
         agreed_on=answer.agreed_on, officer_agrees=answer.agreement is Agreement.AGREED,
         officer_comments=answer.officer_comments, submitted_by=decider,
         sent_to_aa_at=utc_now(), pdr_due_on=add_months(answer.agreed_on, 12),
+        complainant_summary=summary,
     )
     session.add(report)
     actions = [
@@ -71,6 +110,42 @@ def file_report(session: Session, case: Case, answer: Any, decider: str,
           detail=f"{len(actions)} actions; review {review_on}; PDR by {report.pdr_due_on}")
     letters.report_filed(session, case, officer_of(session, case), report, actions, review_on)
     return report
+
+
+class PdrNotRecorded(ValueError):
+    """The PDR discussion cannot be recorded as given: nothing was changed."""
+
+
+def record_pdr_discussion(case_id: int, discussed_on: date, actor: str,
+                          now: datetime | None = None) -> Report:
+    """Reg 70(6): the report was discussed at the officer's PDR; this meets the PDR deadline."""
+    today = (now or datetime.now(UTC)).astimezone(LONDON).date()
+    with session_scope() as session:
+        case = lock_case(session, case_id)
+        report = session.exec(select(Report).where(Report.case_id == case_id)).first()
+        if report is None:
+            raise PdrNotRecorded("There is no report yet: the PDR discussion follows the report")
+        if report.pdr_discussed_on is not None:
+            raise PdrNotRecorded(f"The PDR discussion was already recorded, as held on "
+                                 f"{report.pdr_discussed_on:%d %B %Y}")
+        if discussed_on > today:
+            raise PdrNotRecorded("The date of the PDR discussion must be today or in the past")
+        if discussed_on < report.agreed_on:
+            raise PdrNotRecorded("The date of the PDR discussion cannot be before the report "
+                                 f"was agreed ({report.agreed_on:%d %B %Y})")
+        report.pdr_discussed_on, report.pdr_recorded_by = discussed_on, actor[:254]
+        session.add(report)
+        for deadline in session.exec(select(Deadline).where(
+                Deadline.case_id == case_id, Deadline.kind == DeadlineKind.PDR,
+                Deadline.status == DeadlineStatus.OPEN)):
+            deadline.status, deadline.met_at = DeadlineStatus.MET, utc_now()
+            session.add(deadline)
+        audit(session, case, actor=actor, action="pdr_discussed",
+              detail=f"report discussed at the officer's PDR on {discussed_on.isoformat()} "
+                     f"(due by {report.pdr_due_on.isoformat()})")
+        session.flush()
+        session.expunge(report)
+        return report
 
 
 def open_actions(session: Session, case_id: int) -> list[Action]:

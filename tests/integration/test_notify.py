@@ -78,8 +78,17 @@ SAMPLES: dict[str, dict[str, Any]] = {
     "complainant_outcome": {"complainant_name": "Mr A Member",
                             "outcome_text": "The officer has taken part in a reflective practice "
                                             "review discussion.",
-                            "learning_text": "",
+                            "learning_text": "", "review_rights": True,
                             "review_body_label": "the local policing body", "review_days": 28},
+    "complainant_ending": {"complainant_name": "Mr A Member",
+                           "ending_text": "The appropriate authority has decided that no further "
+                                          "action will be taken.",
+                           "earlier_letter_text": "", "review_rights": True,
+                           "review_body_label": "the local policing body", "review_days": 28},
+    "account_declined": {"declined_on_text": "Wednesday 11 June 2025",
+                         "case_link": "http://portal.example/cases/42"},
+    "pdr_reminder": {"pdr_due_text": "Tuesday 16 June 2026", "agreed_on_text": "Monday 16 June 2025",
+                     "case_link": "http://portal.example/cases/42"},
     "overdue_reminder": {"what": "the reflective practice discussion outcome",
                          "due_text": "Friday 13 June 2025", "decision_link": "",
                          "case_link": "http://portal.example/cases/42"},
@@ -105,20 +114,25 @@ SAMPLES: dict[str, dict[str, Any]] = {
                             "place": "https://video.example/room"},
 }
 
+# Every email that links to a paused decision says how to take it.
+HOW_TO = ["Open the link below", "Prefect UI", "Resume", "Fill in the form", "Submit"]
+
 PHRASES: dict[str, list[str]] = {
     "officer_notice": ["Chief Inspector Jane Smith", "may give an account", "optional",
                        "Friday 13 June 2025", "5 working days", "Police Federation",
                        "staff association", "not a disciplinary finding",
                        "prevent you from applying for or obtaining promotion",
                        "cannot be used in any later misconduct proceedings",
-                       "Inspector Bob Jones", "Failure to update a victim", "Quality of service"],
+                       "Inspector Bob Jones", "Failure to update a victim", "Quality of service",
+                       "contact Professional Standards at psd@force.example",
+                       "you can say so on the same page"],
     "account_reminder": ["Today, Friday 13 June 2025, is the last day", "optional"],
-    "decision_needed": ["Decide whether fact-finding is needed", "Monday 16 June 2025",
+    "decision_needed": ["Decide whether fact-finding is needed", "Monday 16 June 2025", *HOW_TO,
                         "No account was received by the deadline.",
                         "http://prefect.example/runs/flow-run/1"],
     "missed_account_deadline": ["No account was given", "not non-engagement", "fact-finding"],
     "escalation": ["Misconduct proceedings", "psd@force.example", "cannot be used"],
-    "referral_back": ["appropriate authority decision is needed", "Inspector Bob Jones"],
+    "referral_back": ["appropriate authority decision is needed", "Inspector Bob Jones", *HOW_TO],
     "report_filed": ["Reflective Review Development Report", "Friday 25 July 2025",
                      "Tuesday 16 June 2026"],
     "officer_report_copy": ["Diary victim updates weekly.", "Complete the VCOP e-learning.",
@@ -128,8 +142,15 @@ PHRASES: dict[str, list[str]] = {
     "complainant_outcome": ["Dear Mr A Member", "right to apply for a review",
                             "the local policing body", "28 days",
                             "starting with the day after the date of this letter"],
+    "complainant_ending": ["Dear Mr A Member", "has ended", "no further action",
+                           "right to apply for a review", "the local policing body", "28 days",
+                           "last letter"],
+    "account_declined": ["do not want to give an account", "Wednesday 11 June 2025", "not non-engagement",
+                         "without waiting"],
+    "pdr_reminder": ["Tuesday 16 June 2026", "Monday 16 June 2025", "70(6)",
+                     "Record the PDR discussion"],
     "overdue_reminder": ["the reflective practice discussion outcome", "Friday 13 June 2025"],
-    "action_review_due": ["Review 2", "Friday 25 July 2025"],
+    "action_review_due": ["Review 2", "Friday 25 July 2025", *HOW_TO],
     "case_closed": ["No further action", "closed"],
     "discussion_invitation": ["Chief Inspector Jane Smith", "Thursday 10 December 2026, 10:00",
                               "replaces the one for Wednesday 9 December 2026, 14:00",
@@ -226,7 +247,41 @@ def test_optional_paragraphs_and_counts() -> None:
     reminder = render_email("account_reminder", sample("account_reminder", working_days_left=2))
     assert "2 working days from today" in reminder.text
     overdue = render_email("overdue_reminder", sample("overdue_reminder"))
-    assert "Record it here" not in overdue.text
+    assert "Record it" not in overdue.text and "Resume" not in overdue.text
+    linked = render_email("overdue_reminder", sample(
+        "overdue_reminder", decision_link="http://prefect.example/runs/flow-run/1"))
+    for phrase in HOW_TO:
+        assert phrase in linked.text and phrase in linked.html
+
+
+def test_the_outcome_letter_leaves_out_review_rights_when_told_to() -> None:
+    without = render_email("complainant_outcome", sample("complainant_outcome",
+                                                         review_rights=False))
+    assert "right to apply for a review" not in without.text + without.html
+    ending = render_email("complainant_ending", sample(
+        "complainant_ending", review_rights=False, earlier_letter_text=""))
+    assert "YOUR RIGHT TO APPLY FOR A REVIEW" not in ending.text
+    assert "does not start a review period" in ending.text
+
+
+def test_every_email_gives_psd_contact_from_the_settings(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RPRP_PSD_CONTACT_EMAIL", "psd.enquiries@force.example")
+    monkeypatch.setenv("RPRP_PSD_CONTACT_PHONE", "01234 567890")
+    reset_settings()
+    try:
+        for kind in KIND_CONTEXT:
+            email = render_email(kind, sample(kind))
+            assert "psd.enquiries@force.example" in email.text, kind
+            assert "psd.enquiries@force.example" in email.html, kind
+            assert "01234 567890" in email.text and "01234 567890" in email.html, kind
+        notice = render_email("officer_notice", sample("officer_notice"))
+        assert "If you have questions about this notice, contact Professional Standards at " \
+               "psd.enquiries@force.example or on 01234 567890" in notice.text
+    finally:
+        monkeypatch.delenv("RPRP_PSD_CONTACT_EMAIL")
+        monkeypatch.delenv("RPRP_PSD_CONTACT_PHONE")
+        reset_settings()
 
 
 def test_real_records_are_reduced_to_what_an_email_may_show() -> None:
