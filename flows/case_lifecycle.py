@@ -27,6 +27,7 @@ from models.forms import (
     Wake,
     authority_decision_form,
     non_engagement_form,
+    prefilled,
 )
 from rprp.db import session_scope
 from tasks.briefing import describe
@@ -72,9 +73,10 @@ def form_for(case_id: int, wait: Wait) -> type[RunInput]:
         "non_engagement": non_engagement_form(upp),
         "report": ComplaintReportForm if complaint else ReportForm,
     }
-    prefill = {"complainant_summary": COMPLAINANT_SUMMARY_DEFAULT} if (
-        wait.kind == "report" and complaint) else {}
-    return forms[wait.kind].with_initial_data(description=describe(case_id, wait), **prefill)
+    form = forms[wait.kind]
+    if form is ComplaintReportForm:
+        form = prefilled(form, complainant_summary=COMPLAINANT_SUMMARY_DEFAULT)
+    return form.with_initial_data(description=describe(case_id, wait))
 
 
 def _remember_flow_run(case_id: int) -> None:

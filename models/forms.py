@@ -7,6 +7,7 @@ per case by the functions at the bottom, deterministically, so a replay rebuilds
 
 from __future__ import annotations
 
+import copy
 from datetime import date
 from enum import StrEnum
 from typing import Any
@@ -161,6 +162,26 @@ class ComplaintReportForm(ReportForm):
         description="Goes into the outcome letter to the complainant as written. Plain words; "
                     "no names, collar numbers or details of the discussion.",
     )
+
+
+def prefilled(form: type[RunInput], **values: Any) -> type[RunInput]:
+    """The form with some fields prefilled, keeping their titles and rules (Prefect's
+    `with_initial_data` keeps only the type, so the Resume form would lose both)."""
+    fields: dict[str, Any] = {}
+    for name, value in values.items():
+        info = copy.copy(form.model_fields[name])
+        info.default = value
+        fields[name] = (info.annotation, info)
+    model = create_model(form.__name__, __base__=form, **fields)
+
+    def still_required(schema: dict[str, Any]) -> None:
+        """A prefilled field is still one the person must leave filled in."""
+        required = list(schema.get("required", []))
+        schema["required"] = required + [n for n in values if n not in required]
+
+    model.model_config["json_schema_extra"] = still_required
+    model.model_rebuild(force=True)
+    return model
 
 
 class ReviewOutcome(StrEnum):
