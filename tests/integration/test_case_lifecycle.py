@@ -290,10 +290,12 @@ async def test_public_complaint_gets_progress_and_outcome_letters(stack) -> None
     await decide(case_id, choice="Discussion held and the officer engaged",
                  held_on=datetime.now(UTC).date().isoformat(), decided_by=REVIEWER)
     await paused_in(case_id, S.DISCUSSION_HELD)
-    await decide(case_id, **report_answer())
+    words = "Stops will now be explained at the start."
+    await decide(case_id, **report_answer(complainant_summary=words))
     await paused_in(case_id, S.ACTIONS_MONITORING)
     outcome = [r for r in outbox(case_id) if r.kind == "complainant_outcome"]
     assert len(outcome) == 1 and "IOPC" in outcome[0].body_text
+    assert words in outcome[0].body_text
 
 
 def assert_each_email_delivered_once(mail_sink, case_id: int) -> None:  # type: ignore[no-untyped-def]

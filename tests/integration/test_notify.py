@@ -254,6 +254,15 @@ def test_optional_paragraphs_and_counts() -> None:
         assert phrase in linked.text and phrase in linked.html
 
 
+@pytest.mark.parametrize("kind", ["decision_needed", "referral_back", "action_review_due"])
+def test_a_decision_email_without_a_run_link_says_how_to_decide_from_the_case_page(
+        kind: str) -> None:
+    email = render_email(kind, sample(kind, decision_link=""))
+    for phrase in ["Open the case page", "Open the decision in Prefect", "Resume",
+                   "Fill in the form", "Submit"]:
+        assert phrase in email.text and phrase in email.html, (kind, phrase)
+
+
 def test_the_outcome_letter_leaves_out_review_rights_when_told_to() -> None:
     without = render_email("complainant_outcome", sample("complainant_outcome",
                                                          review_rights=False))
