@@ -154,7 +154,9 @@ def read_messages(directory: Path) -> list[StoredMessage]:
             subject=entry["subject"],
             text=_part(parsed, "plain"),
             html=_part(parsed, "html"),
-            headers={name: str(value) for name, value in parsed.items()},
+            # A long header is folded onto its next line; Python reads that back with the
+            # fold's leading space, so strip it (long outbox keys would otherwise not match).
+            headers={name: str(value).strip() for name, value in parsed.items()},
             file=path,
         ))
     return messages

@@ -5,14 +5,16 @@ declining to give an account. No Prefect: the case is driven by the steps its fl
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import pytest
-from sqlmodel import select
+from sqlalchemy import func, update
+from sqlmodel import col, select
 
 from flows.case_lifecycle import form_for
-from models import AuditEvent, Deadline, Officer, Report
+from models import AuditEvent, Deadline, Officer, Outbox, Report
 from models.enums import CaseState, DeadlineKind, DeadlineStatus
 from models.forms import (
     COMPLAINANT_SUMMARY_DEFAULT,
@@ -43,6 +45,18 @@ from tests.support.cases import PSD, REVIEWER, case_row, outbox, report_answer, 
 
 S = CaseState
 COMPLAINANT = "jo.public@example.org"
+
+
+@pytest.fixture(autouse=True)
+def mail_left_unsent() -> Iterator[None]:
+    """These tests read the outbox, never send it: afterwards their rows are set aside, so the
+    session's later SMTP tests are not handed hundreds of emails to fictional people first."""
+    with session_scope() as session:
+        before = session.exec(select(func.max(Outbox.id))).one() or 0
+    yield
+    with session_scope() as session:
+        session.exec(update(Outbox).where(col(Outbox.id) > before, col(Outbox.status) == "pending")
+                     .values(status="sent").execution_options(synchronize_session=False))
 
 
 def new_case(complaint: bool = True, review_body: str = "local_policing_body",
