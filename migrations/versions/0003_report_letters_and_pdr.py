@@ -1,15 +1,15 @@
 """report: the complainant's summary and the PDR discussion (reg 70(6))
 
-Revision ID: 0002
-Revises: 0001
+Revision ID: 0003
+Revises: 0002
 Create Date: 2026-12-02 04:30:00
 """
 import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-revision = '0002'
-down_revision = '0001'
+revision = '0003'
+down_revision = '0002'
 branch_labels = None
 depends_on = None
 
