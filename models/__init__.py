@@ -18,9 +18,10 @@ from models.case import (
     to_db,
     utc_now,
 )
+from models.user import AccountCode, PortalSession, PortalUser, SignInFailure
 
 __all__ = [
-    "Account", "Action", "ActionReview", "ActionReviewNote", "AuditEvent", "Case", "Deadline",
-    "Decision", "DiscussionInvitation", "MonitoringRecord", "Officer", "Outbox", "Report",
-    "as_utc", "to_db", "utc_now",
+    "Account", "AccountCode", "Action", "ActionReview", "ActionReviewNote", "AuditEvent", "Case",
+    "Deadline", "Decision", "DiscussionInvitation", "MonitoringRecord", "Officer", "Outbox",
+    "PortalSession", "PortalUser", "Report", "SignInFailure", "as_utc", "to_db", "utc_now",
 ]

@@ -208,11 +208,14 @@ class CaseRow:
     next_deadline: Deadline | None
 
 
-def case_rows(limit: int = 500) -> list[CaseRow]:
+def case_rows(limit: int = 500, case_ids: set[int] | None = None) -> list[CaseRow]:
+    """The newest cases; only those in `case_ids` when given (what a reviewer may see)."""
     with session_scope() as session:
         newest_first = Case.id.desc()  # type: ignore[union-attr]
-        rows = session.exec(select(Case, Officer).join(Officer, Officer.id == Case.officer_id)
-                            .order_by(newest_first).limit(limit)).all()
+        query = select(Case, Officer).join(Officer, Officer.id == Case.officer_id)
+        if case_ids is not None:
+            query = query.where(Case.id.in_(case_ids))  # type: ignore[union-attr]
+        rows = session.exec(query.order_by(newest_first).limit(limit)).all()
         ids = [case.id for case, _ in rows]
         nearest: dict[int, Deadline] = {}
         if ids:

@@ -14,18 +14,16 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.middleware.sessions import SessionMiddleware
 
-from portal import account, auth, cases, outbox, referrals
+from portal import account, auth, cases, outbox, referrals, users
 from portal.referral_form import NOUNS, api_errors
+from portal.sessions import ServerSessionMiddleware
 from portal.validation import field_errors
 from portal.web import HERE, render
 from rprp.db import get_engine
-from rprp.settings import get_settings
 
 log = logging.getLogger("rprp.portal")
 
-SESSION_HOURS = 8
 CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
        "frame-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'; "
        "object-src 'none'")
@@ -36,7 +34,6 @@ TITLES = {400: "There is a problem with the request", 401: "Sign in required",
 
 def create_app(mail_dir: Path | None = None) -> FastAPI:
     """The portal app; `mail_dir` overrides where the outbox page reads the SMTP sink from."""
-    settings = get_settings()
     app = FastAPI(
         title="RPRP portal",
         summary="Reflective Practice Review Process: referrals and case status",
@@ -44,11 +41,8 @@ def create_app(mail_dir: Path | None = None) -> FastAPI:
         docs_url=None, redoc_url=None,  # offline: no CDN for Swagger UI; /openapi.json is served
     )
     app.state.mail_dir = mail_dir
-    app.add_middleware(
-        SessionMiddleware, secret_key=auth.session_secret(), session_cookie="rprp_session",
-        max_age=SESSION_HOURS * 3600, same_site="lax",
-        https_only=settings.public_portal_url.startswith("https://"),
-    )
+    users.bootstrap_users()
+    app.add_middleware(ServerSessionMiddleware)
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next):  # type: ignore[no-untyped-def]

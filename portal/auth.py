@@ -1,23 +1,28 @@
-"""Who is using the portal: PSD and reviewers sign in; officers never do (their link is enough).
+"""Who is using the portal, and what they may see.
 
-Browser pages use a signed session cookie; the JSON API uses HTTP Basic with the same
-`RPRP_PORTAL_USERS` credentials. Only PSD may refer, record that an officer left, or cancel.
+Staff sign in with a users-table password (Argon2, `rprp users`) or single sign-on (portal.sso);
+officers never do (their link and a one-time code are enough). Browser sessions are server-side
+(portal.sessions); the JSON API takes a real user's credentials with HTTP Basic. Both are
+throttled (portal.throttle). PSD see every case; reviewers the cases they review or reviewed;
+analysts and operators no case at all.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, HTTPException, Request, status
 from fastapi.responses import RedirectResponse, Response
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
+from sqlmodel import func, select
 
+from models import ActionReview, Case, Decision, PortalUser, Report
+from portal import throttle, users
+from portal.sessions import rotate_session
 from portal.web import check_csrf, render
+from rprp.db import session_scope
 from rprp.settings import get_settings
 
 PSD = "psd"
@@ -41,6 +46,8 @@ class User:
     name: str
     email: str
     roles: frozenset[str]
+    user_id: int | None = field(default=None, compare=False)
+    display_name: str = field(default="", compare=False)
 
     def has(self, role: str) -> bool:
         return role in self.roles
@@ -54,45 +61,82 @@ class User:
         return ", ".join(ROLES[r] for r in sorted(self.roles) if r in ROLES)
 
 
-def _user(name: str, role: str) -> User:
-    """A settings account as a User: a PSD login listed in RPRP_PSD_DECISION_MAKERS is also a
+def from_record(record: PortalUser) -> User:
+    """A users-table row as a User: a PSD user listed in RPRP_PSD_DECISION_MAKERS is also a
     decision-maker for the appropriate authority."""
-    email = name if "@" in name else ""
-    roles = {role}
-    if role == PSD and email.lower() in get_settings().decision_makers:
+    roles = set(record.role_set)
+    if PSD in roles and record.email.lower() in get_settings().decision_makers:
         roles.add(PSD_DECISION_MAKER)
-    return User(name, email, frozenset(roles))
+    return User(record.username, record.email, frozenset(roles), user_id=record.id,
+                display_name=record.display_name)
 
 
-def _accounts() -> dict[str, tuple[str, str]]:
-    """name -> (password, role) from "user:password:role,..." (a password may contain ':')."""
-    accounts: dict[str, tuple[str, str]] = {}
-    for entry in get_settings().portal_users.split(","):
-        entry = entry.strip()
-        if entry.count(":") < 2:
-            continue
-        name, rest = entry.split(":", 1)
-        password, role = rest.rsplit(":", 1)
-        role = role.strip().lower()
-        if name.strip() and password and role in ROLES:
-            accounts[name.strip()] = (password, role)
-    return accounts
+def client_address(request: Request) -> str:
+    """The client's address (uvicorn takes X-Forwarded-For only from RPRP_FORWARDED_ALLOW_IPS)."""
+    return request.client.host if request.client else "unknown"
 
 
-def authenticate(name: str, password: str) -> User | None:
-    account = _accounts().get(name.strip())
-    # Compare even for an unknown name, so timing does not tell which names exist.
-    expected = account[0] if account else secrets.token_urlsafe(16)
-    if hmac.compare_digest(password.encode(), expected.encode()) and account:
-        return _user(name.strip(), account[1])
-    return None
+def authenticate(name: str, password: str, address: str) -> User | None:
+    """Check a password, throttled per account and per address; raises throttle.Throttled."""
+    throttle.check(name, address)
+    record = users.verify(name, password)
+    if record is None:
+        throttle.record_failure(name, address)
+        return None
+    throttle.record_success(name)
+    return from_record(record)
 
 
-def session_secret() -> str:
-    """A key for session cookies derived from the signing key, so neither stands in for the
-    other (account links use the same key with their own salt)."""
-    key = get_settings().signing_key.encode()
-    return hmac.new(key, b"rprp-portal-session-v1", hashlib.sha256).hexdigest()
+# -- who sees which case ----------------------------------------------------------------------
+
+def reviews(user: User, case: Case) -> bool:
+    """The case's reviewer now (by email)."""
+    return bool(user.email) and case.reviewer_email.strip().lower() == user.email.lower()
+
+
+def reviewed_case_ids(user: User) -> set[int]:
+    """Cases this person took a reviewer's step on (a decision, the report, an action review):
+    they keep reading them."""
+    if not user.email:
+        return set()
+    email = user.email.lower()
+    with session_scope() as session:
+        ids = set(session.exec(select(Decision.case_id).where(
+            func.lower(Decision.decided_by) == email)))
+        ids |= set(session.exec(select(Report.case_id).where(
+            func.lower(Report.submitted_by) == email)))
+        ids |= set(session.exec(select(ActionReview.case_id).where(
+            func.lower(ActionReview.reviewed_by) == email)))
+    return ids
+
+
+def may_see_case(user: User, case: Case) -> bool:
+    if user.is_psd:
+        return True
+    if not user.has(REVIEWER):
+        return False
+    return reviews(user, case) or (case.id is not None and case.id in reviewed_case_ids(user))
+
+
+def visible_case_ids(user: User) -> set[int] | None:
+    """The cases this person may open: None means all (PSD)."""
+    if user.is_psd:
+        return None
+    if not user.has(REVIEWER) or not user.email:
+        return set()
+    with session_scope() as session:
+        ids = set(session.exec(select(Case.id).where(
+            func.lower(Case.reviewer_email) == user.email.lower())))
+    return {i for i in ids if i is not None} | reviewed_case_ids(user)
+
+
+def require_case(user: User, case_id: int) -> None:
+    """404, not 403, for a case this person may not see: its existence is not theirs to know."""
+    with session_scope() as session:
+        case = session.get(Case, case_id)
+    if case is not None and may_see_case(user, case):
+        return
+    raise HTTPException(status.HTTP_404_NOT_FOUND, "There is no case with that number.")
 
 
 # -- browser pages ---------------------------------------------------------------------------
@@ -105,11 +149,28 @@ class LoginRequired(Exception):
 
 
 def current_user(request: Request) -> User | None:
-    name = request.session.get("user")
-    if not isinstance(name, str):
-        return None
-    account = _accounts().get(name)  # a user removed from the settings is signed out at once
-    return _user(name, account[1]) if account else None
+    """The signed-in person, read from their server-side session and the users table on every
+    request, so a disabled user is out at once."""
+    if "rprp.user" in request.scope:
+        return request.scope["rprp.user"]
+    user = None
+    user_id = request.session.get("user_id") if "session" in request.scope else None
+    if isinstance(user_id, int):
+        record = users.get_user(user_id)
+        if record is not None and not record.disabled:
+            user = from_record(record)
+        else:
+            request.session.clear()
+    request.scope["rprp.user"] = user
+    return user
+
+
+def sign_in_session(request: Request, record: PortalUser) -> None:
+    """Start a fresh session (new id, new CSRF token) for this user."""
+    request.session.clear()
+    request.session["user_id"] = record.id
+    rotate_session(request)
+    request.scope.pop("rprp.user", None)
 
 
 def require_user(request: Request) -> User:
@@ -142,6 +203,15 @@ def login_redirect(next_path: str) -> RedirectResponse:
                             status_code=status.HTTP_303_SEE_OTHER)
 
 
+def _login_page(request: Request, next_path: str, errors: list[tuple[str, str]],
+                username: str = "", status_code: int = 200) -> Response:
+    settings = get_settings()
+    return render(request, "login.html", {
+        "next": next_path, "errors": errors, "username": username,
+        "sso_label": settings.oidc_label if settings.oidc_issuer else "",
+    }, status_code=status_code)
+
+
 router = APIRouter()
 
 
@@ -149,7 +219,7 @@ router = APIRouter()
 async def login_page(request: Request, next: str | None = None) -> Response:
     if current_user(request) is not None:
         return RedirectResponse(_safe_next(next), status_code=status.HTTP_303_SEE_OTHER)
-    return render(request, "login.html", {"next": _safe_next(next), "errors": []})
+    return _login_page(request, _safe_next(next), [])
 
 
 @router.post("/login", include_in_schema=False)
@@ -164,15 +234,20 @@ async def login(request: Request) -> Response:
         errors.append(("username", "Enter your user name"))
     if not password:
         errors.append(("password", "Enter your password"))
-    user = authenticate(name, password) if not errors else None
+    if errors:
+        return _login_page(request, next_path, errors, name, status.HTTP_401_UNAUTHORIZED)
+    try:
+        user = authenticate(name, password, client_address(request))
+    except throttle.Throttled as exc:
+        return _login_page(request, next_path, [("username", exc.message)], name,
+                           status.HTTP_429_TOO_MANY_REQUESTS)
     if user is None:
-        if not errors:
-            errors.append(("username", "The user name or password is not right"))
-        return render(request, "login.html",
-                      {"next": next_path, "errors": errors, "username": name},
-                      status_code=status.HTTP_401_UNAUTHORIZED)
-    request.session.clear()  # a fresh session (and CSRF token) on every sign-in
-    request.session["user"] = user.name
+        return _login_page(request, next_path,
+                           [("username", "The user name or password is not right")], name,
+                           status.HTTP_401_UNAUTHORIZED)
+    record = users.get_user(user.user_id or 0)
+    assert record is not None
+    sign_in_session(request, record)
     return RedirectResponse(next_path, status_code=status.HTTP_303_SEE_OTHER)
 
 
@@ -180,20 +255,29 @@ async def login(request: Request) -> Response:
 async def logout(request: Request) -> Response:
     form = await request.form()
     check_csrf(request, form)
-    request.session.clear()
+    request.session.clear()  # the server-side session row goes: the cookie opens nothing now
     return RedirectResponse("/login", status_code=status.HTTP_303_SEE_OTHER)
 
 
 # -- JSON API --------------------------------------------------------------------------------
 
-_basic = HTTPBasic(auto_error=False, description="A portal user from RPRP_PORTAL_USERS")
+_basic = HTTPBasic(auto_error=False, description="A portal user's own sign-in name and password")
+_CHALLENGE = {"WWW-Authenticate": 'Basic realm="rprp"'}
 
 
-def api_user(credentials: Annotated[HTTPBasicCredentials | None, Depends(_basic)]) -> User:
-    user = authenticate(credentials.username, credentials.password) if credentials else None
+def api_user(request: Request,
+             credentials: Annotated[HTTPBasicCredentials | None, Depends(_basic)]) -> User:
+    if credentials is None:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "Sign in with HTTP Basic",
+                            headers=_CHALLENGE)
+    try:
+        user = authenticate(credentials.username, credentials.password, client_address(request))
+    except throttle.Throttled as exc:
+        raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, exc.message,
+                            headers={"Retry-After": str(exc.retry_after)}) from exc
     if user is None:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "Sign in with HTTP Basic",
-                            headers={"WWW-Authenticate": 'Basic realm="rprp"'})
+                            headers=_CHALLENGE)
     return user
 
 

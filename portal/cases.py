@@ -10,7 +10,16 @@ from fastapi.responses import RedirectResponse, Response
 from pydantic import BaseModel, Field
 
 from portal import actions
-from portal.auth import REVIEWER, ApiPsd, ApiUser, PageUser, PsdUser, User
+from portal.auth import (
+    REVIEWER,
+    ApiPsd,
+    ApiUser,
+    PageUser,
+    PsdUser,
+    User,
+    require_case,
+    visible_case_ids,
+)
 from portal.referral_form import ORIGINS, ROUTES
 from portal.referrals import case_json
 from portal.web import check_csrf, flash, render
@@ -41,11 +50,13 @@ async def home(user: PageUser) -> Response:
 
 @router.get("/cases", include_in_schema=False)
 async def case_list(request: Request, user: PageUser) -> Response:
-    return render(request, "cases.html", {"rows": actions.case_rows()})
+    return render(request, "cases.html",
+                  {"rows": actions.case_rows(case_ids=visible_case_ids(user))})
 
 
 @router.get("/cases/{case_id}", include_in_schema=False)
 async def case_page(request: Request, case_id: int, user: PageUser) -> Response:
+    require_case(user, case_id)
     return render(request, "case.html", {"file": _file(case_id), "routes": ROUTES,
                                          "origins": ORIGINS})
 
@@ -53,6 +64,7 @@ async def case_page(request: Request, case_id: int, user: PageUser) -> Response:
 @router.get("/cases/{case_id}/accounts/{account_id}", include_in_schema=False)
 async def account_page(request: Request, case_id: int, account_id: int,
                        user: PageUser) -> Response:
+    require_case(user, case_id)
     found = actions.read_account(case_id, account_id, actor=user.name)
     if found is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "There is no such account.")

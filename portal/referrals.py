@@ -9,7 +9,7 @@ from fastapi import APIRouter, Header, HTTPException, Request, status
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from portal import actions
-from portal.auth import ApiPsd, ApiUser, PsdUser
+from portal.auth import ApiPsd, ApiUser, PsdUser, require_case
 from portal.referral_form import COMPLAINANT_FIELDS, FormState, parse
 from portal.web import check_csrf, flash, iso_utc, render
 from tasks.discussion_invitation import meeting_text
@@ -132,5 +132,10 @@ async def create_referral(
 
 @api.get("/referrals/{case_id}")
 async def get_referral(case_id: int, user: ApiUser) -> dict[str, Any]:
-    """A case's state, deadlines, pending decision (with its Prefect UI link) and audit trail."""
+    """A case's state, deadlines, pending decision (with its Prefect UI link) and audit trail:
+    PSD for any case, a reviewer for their own."""
+    try:
+        require_case(user, case_id)
+    except HTTPException as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"No case with id {case_id}") from exc
     return case_json(case_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 COMMANDS = {
@@ -12,6 +13,7 @@ COMMANDS = {
     "sweep": "Run the deadline sweep once now (or --as-of <ISO datetime>)",
     "migrate": "Upgrade the case database schema to the latest migration",
     "portal": "Run the web portal only",
+    "users": "Manage portal sign-ins: users add|disable|enable|reset-password|list",
     "bench": "Run the benchmark harness",
 }
 
@@ -31,6 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     if name not in COMMANDS:
         print(f"rprp: unknown command '{name}'\n\n{usage()}", file=sys.stderr)
         return 2
+    # Databases, mail, keys and logs the product writes are for its own user only.
+    os.umask(0o077)
     module = importlib.import_module(f"rprp.commands.{name}")
     return int(module.run(rest) or 0)
 

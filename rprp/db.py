@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
+from pathlib import Path
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
@@ -65,4 +66,16 @@ def create_schema() -> None:
     """Bring the schema up to date through the migrations, so upgrades never lose cases."""
     from rprp.migrations import upgrade_to_head
 
-    upgrade_to_head(get_settings().case_database_url)
+    url = get_settings().case_database_url
+    upgrade_to_head(url)
+    if url.startswith("sqlite:///"):
+        make_private(Path(url.removeprefix("sqlite:///")))
+
+
+def make_private(database: Path) -> None:
+    """A SQLite file (and its WAL and shared-memory files) readable by this user only, even if
+    an older version or another umask created it."""
+    for path in (database, database.with_name(database.name + "-wal"),
+                 database.with_name(database.name + "-shm")):
+        if path.exists():
+            path.chmod(0o600)

@@ -5,6 +5,7 @@ Values marked *policy* are force policy, not law: the regulations set no number 
 
 from __future__ import annotations
 
+import os
 import secrets
 from functools import lru_cache
 from pathlib import Path
@@ -29,9 +30,40 @@ class Settings(BaseSettings):
     portal_url: str = Field(default="", description="Public base URL of the portal, used in emails")
     prefect_ui_url: str = Field(default="", description="Base URL of the Prefect UI, used in emails")
     portal_users: str = Field(
-        default="psd:psd-password:psd",
-        description="Portal logins as user:password:role, comma-separated (role psd or reviewer)",
+        default="",
+        description="Bootstrap sign-ins as user:password:role[+role], comma-separated: created in "
+                    "the users table at start if missing (development; use `rprp users`)",
     )
+    session_hours: int = Field(default=8, description="*policy* a portal session lasts this long")
+    cookie_secure: str = Field(
+        default="auto",
+        description="Session cookie Secure flag: auto (when served over HTTPS), true or false",
+    )
+    forwarded_allow_ips: str = Field(
+        default="127.0.0.1",
+        description="Proxies trusted for X-Forwarded-For/-Proto (the client address and HTTPS)",
+    )
+    signin_max_failures_per_account: int = Field(
+        default=5, description="*policy* wrong passwords for one account before it is throttled")
+    signin_max_failures_per_address: int = Field(
+        default=20, description="*policy* failed sign-ins from one address before it is throttled")
+    signin_lockout_minutes: int = Field(
+        default=15, description="*policy* failures count for this long; throttled until then")
+
+    oidc_issuer: str = Field(default="", description="OpenID Connect issuer URL: turns on SSO")
+    oidc_client_id: str = ""
+    oidc_client_secret: str = ""
+    oidc_scopes: str = "openid email profile"
+    oidc_groups_claim: str = Field(default="groups", description="Claim listing the groups")
+    oidc_group_roles: str = Field(
+        default="", description="Group to role, comma-separated: psd-group=psd,reviewers=reviewer")
+    oidc_label: str = Field(default="your organisation's account",
+                            description="Words on the sign-in button")
+
+    account_code_minutes: int = Field(
+        default=30, description="*policy* how long the officer's one-time code works")
+    account_code_max_attempts: int = Field(
+        default=5, description="*policy* wrong codes before a new one must be sent")
 
     psd_email: str = "psd@force.example"
     psd_decision_makers: str = Field(
@@ -86,6 +118,15 @@ class Settings(BaseSettings):
     )
     extra_holidays: str = Field(default="", description="Extra non-working days, ISO dates")
 
+    @field_validator("session_hours", "signin_max_failures_per_account",
+                     "signin_max_failures_per_address", "signin_lockout_minutes",
+                     "account_code_minutes", "account_code_max_attempts")
+    @classmethod
+    def _at_least_one(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError("must be at least 1")
+        return value
+
     @field_validator("account_working_days", "discussion_target_working_days",
                      "report_target_working_days", "decision_target_working_days",
                      "pdr_reminder_working_days")
@@ -109,7 +150,8 @@ class Settings(BaseSettings):
     @property
     def resolved_data_dir(self) -> Path:
         path = self.data_dir.expanduser().resolve()
-        path.mkdir(parents=True, exist_ok=True)
+        if not path.exists():
+            path.mkdir(parents=True, mode=0o700)
         return path
 
     @property
@@ -130,9 +172,16 @@ class Settings(BaseSettings):
             return self.secret_key
         key_file = self.resolved_data_dir / "secret.key"
         if not key_file.exists():
-            key_file.write_text(secrets.token_urlsafe(32))
-            key_file.chmod(0o600)
+            # Created 0600 from the start: the key opens officers' account links.
+            fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as out:
+                out.write(secrets.token_urlsafe(32))
         return key_file.read_text().strip()
+
+    @property
+    def generated_secret(self) -> bool:
+        """True when links and sessions are signed with a key the product made itself."""
+        return not self.secret_key
 
     @property
     def reminder_offsets(self) -> list[int]:
@@ -147,6 +196,16 @@ class Settings(BaseSettings):
     @property
     def endings_with_review_rights(self) -> set[str]:
         return {x.strip() for x in self.review_rights_endings.split(",") if x.strip()}
+
+    @property
+    def group_roles(self) -> dict[str, set[str]]:
+        """RPRP_OIDC_GROUP_ROLES as group -> roles (a group may appear more than once)."""
+        mapping: dict[str, set[str]] = {}
+        for entry in self.oidc_group_roles.split(","):
+            group, _, role = entry.strip().rpartition("=")
+            if group.strip() and role.strip():
+                mapping.setdefault(group.strip(), set()).add(role.strip().lower())
+        return mapping
 
     @property
     def decision_makers(self) -> set[str]:

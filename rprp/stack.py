@@ -225,6 +225,8 @@ class StackOptions:
     portal: bool = True
     prefect_database_url: str = ""  # default: SQLite under <data dir>/prefect
     ready_timeout: float = 180.0
+    host: str = LOOPBACK  # where the portal listens; the rest stays on loopback
+    demo_users: bool = True
 
 
 class Stack:
@@ -313,6 +315,10 @@ class Stack:
         # The schema upgrade runs while the server boots; both must succeed.
         self.say("Upgrading the case database ...")
         self._one_shot("migrate", [sys.executable, "-m", "rprp.cli", "migrate"], timeout=300)
+        if self.options.demo_users:
+            from portal.users import ensure_demo_users
+
+            ensure_demo_users()
         server.wait_ready(self.options.ready_timeout, self.stop_event)
         self.say(f"  Prefect server ready ({server.log_path})")
 
@@ -420,7 +426,7 @@ class Stack:
 
     def _portal(self) -> Service:
         argv = [sys.executable, "-m", "rprp.cli", "portal",
-                "--host", LOOPBACK, "--port", str(self.options.portal_port)]
+                "--host", self.options.host, "--port", str(self.options.portal_port)]
         return Service("portal", argv, self.child_env(),
                        ready=lambda: http_ok(f"{self.portal_url}/healthz"))
 
@@ -451,8 +457,10 @@ class Stack:
         width = max(len(name) for name, _ in rows)
         lines = ["", "RPRP is running. Ctrl-C stops everything it started.", ""]
         lines += [f"  {name:<{width}}  {where}" for name, where in rows]
-        if self.options.portal and self.settings.portal_users == "psd:psd-password:psd":
-            lines += ["", "  Portal sign-in (default, set RPRP_PORTAL_USERS): psd / psd-password"]
+        if self.options.portal and self.options.demo_users:
+            from portal.users import demo_sign_ins_text
+
+            lines += [""] + [f"  {line}" for line in demo_sign_ins_text()]
         return "\n".join(lines + [""])
 
     def dead_service(self) -> Service | None:

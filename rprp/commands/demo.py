@@ -157,7 +157,11 @@ PATHS = {
 
 
 async def main() -> int:
+    from portal.users import demo_sign_ins_text, ensure_demo_users
+
     create_schema()
+    ensure_demo_users()
+    print("\n".join(demo_sign_ins_text()) + "\n")
     print(f"Prefect API: {os.environ.get('PREFECT_API_URL', '(from your Prefect profile)')}")
     print(f"Decide as reviewer with: {REVIEWER}; as PSD with: "
           f"{sorted(get_settings().decision_makers)[0]}\n")

@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 import re
+import sys
 
 ACCOUNT_PATH = re.compile(r"/account/[^/?\s]+")
 
@@ -46,15 +47,22 @@ def run(argv: list[str]) -> int:
     import uvicorn
 
     from rprp.db import create_schema
+    from rprp.exposure import refusal_message
     from rprp.settings import get_settings
 
+    os.umask(0o077)  # its database, keys and logs are for this user only
     settings = get_settings()
     create_schema()
     host = args.host or settings.portal_host
     port = args.port or settings.portal_port
+    refused = refusal_message("rprp portal", host)
+    if refused:
+        print(refused, file=sys.stderr)
+        return 2
     print(f"RPRP portal on http://{host}:{port} (public URL {settings.public_portal_url})",
           flush=True)
     uvicorn.run("portal.app:create_app", factory=True, host=host, port=port,
                 reload=args.reload, proxy_headers=True, server_header=False,
+                forwarded_allow_ips=settings.forwarded_allow_ips,
                 log_config=log_config())
     return 0

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 
-from rprp.stack import DEFAULT_PREFECT_PORT, StackOptions, run_stack
+from rprp.stack import DEFAULT_PREFECT_PORT, LOOPBACK, StackOptions, run_stack
 
 
 def _env_int(name: str, default: int) -> int:
@@ -34,7 +35,20 @@ def run(argv: list[str]) -> int:
     parser.add_argument("--no-worker", action="store_true",
                         help="do not start a worker (run one elsewhere: python -m rprp.worker)")
     parser.add_argument("--no-portal", action="store_true", help="do not start the portal")
+    parser.add_argument("--host", default=LOOPBACK,
+                        help="address the portal listens on (default 127.0.0.1; any other "
+                             "needs real users, RPRP_SECRET_KEY and Prefect API credentials)")
+    parser.add_argument("--no-demo-users", action="store_true",
+                        help="do not create the demo sign-ins")
     args = parser.parse_args(argv)
+
+    from rprp.exposure import refusal_message
+
+    os.umask(0o077)  # databases, mail, keys and logs: this user only
+    refused = refusal_message("rprp up", args.host, demo_users=not args.no_demo_users)
+    if refused:
+        print(refused, file=sys.stderr)
+        return 2
 
     options = StackOptions(
         prefect_port=args.prefect_port,
@@ -42,5 +56,7 @@ def run(argv: list[str]) -> int:
         worker=not args.no_worker,
         portal=not args.no_portal,
         prefect_database_url=os.environ.get("RPRP_PREFECT_DATABASE_URL", "").strip(),
+        host=args.host,
+        demo_users=not args.no_demo_users,
     )
     return run_stack(settings, options)

@@ -38,7 +38,8 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
 LOCAL_HOSTS = {"127.0.0.1", "localhost"}
 
 PSD = ("psd.e2e", "psd-e2e-password")
-REVIEWER = ("reviewer.e2e", "reviewer-e2e-password")
+# The reviewer signs in with the sample referral's reviewer email: that is how they see the case.
+REVIEWER = ("sgt.reviewer@force.example", "reviewer-e2e-password")
 USERS = f"{PSD[0]}:{PSD[1]}:psd,{REVIEWER[0]}:{REVIEWER[1]}:reviewer"
 
 

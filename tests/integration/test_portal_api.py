@@ -20,9 +20,9 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlmodel import func, select
+from sqlmodel import delete, func, select
 
-from models import Account, AuditEvent, Case, Deadline, Officer
+from models import Account, AuditEvent, Case, Deadline, Officer, PortalSession, SignInFailure
 from models.enums import CaseState, DeadlineKind, EmploymentStatus
 from models.forms import (
     DiscussionChoice,
@@ -43,8 +43,8 @@ from tests.support.cases import REVIEWER, sample_referral
 
 S = CaseState
 PSD_AUTH = ("psd.user", "psd-pass-1")
-REVIEWER_AUTH = ("rev.user", "rev-pass-1")
-USERS = "psd.user:psd-pass-1:psd,rev.user:rev-pass-1:reviewer"
+REVIEWER_AUTH = (REVIEWER, "rev-pass-1")  # the sample referral's reviewer
+USERS = f"psd.user:psd-pass-1:psd,{REVIEWER}:rev-pass-1:reviewer"
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
@@ -105,6 +105,9 @@ def app_client(prefect: PrefectRecorder, monkeypatch: pytest.MonkeyPatch,
                tmp_path) -> Iterator[TestClient]:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("RPRP_PORTAL_USERS", USERS)
     reset_settings()
+    with session_scope() as session:  # each test starts unthrottled and signed out
+        session.exec(delete(SignInFailure))
+        session.exec(delete(PortalSession))
     with TestClient(create_app(mail_dir=tmp_path / "mail")) as client:
         yield client
     monkeypatch.undo()
@@ -901,7 +904,9 @@ def test_the_outbox_lists_what_the_smtp_sink_received(psd: TestClient, tmp_path)
             message["From"], message["To"], message["Subject"] = (
                 "rprp@force.example", f"officer{n}@force.example", subject)
             message.set_content(f"Plain text {n}: http://127.0.0.1/account/abc{n}")
-            message.add_alternative(f"<p>HTML {n}</p><script>alert(1)</script>", subtype="html")
+            message.add_alternative(f'<p>HTML {n}</p><a href="http://127.0.0.1/account/abc{n}">'
+                                    "Give your account</a><script>alert(1)</script>",
+                                    subtype="html")
             with smtplib.SMTP(sink.host, sink.port) as smtp:
                 smtp.send_message(message)
     page = psd.get("/outbox")
@@ -911,10 +916,13 @@ def test_the_outbox_lists_what_the_smtp_sink_received(psd: TestClient, tmp_path)
     stem = found.group(1)
     message_page = psd.get(f"/outbox/{stem}")
     assert "Plain text 1" in message_page.text
+    # The officer's link is theirs alone: nobody reads it off the outbox.
+    assert "/account/abc" not in page.text + message_page.text
+    assert "only in the officer&#39;s own email" in message_page.text
     assert '<iframe class="rprp-email-frame"' in message_page.text and " sandbox " in \
         message_page.text
     html = psd.get(f"/outbox/{stem}/html")
-    assert "HTML 1" in html.text
+    assert "HTML 1" in html.text and "/account/abc" not in html.text
     assert html.headers["Content-Security-Policy"].startswith("sandbox")
     assert psd.get("/outbox/999999").status_code == 404
     assert psd.get("/outbox/..%2Fsecret").status_code == 404

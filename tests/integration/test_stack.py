@@ -26,7 +26,7 @@ DEPLOYMENTS = {"rprp-case", "rprp-sweep", "rprp-action-review"}
 START_TIMEOUT = 300
 STOP_TIMEOUT = 30
 DEMO_TIMEOUT = 600
-DEFAULT_PSD = ("psd", "psd-password")  # RPRP_PORTAL_USERS' default, as the README says
+DEFAULT_PSD = ("psd@force.example", "demo-psd-password")  # the demo PSD sign-in rprp up prints
 
 
 @pytest.fixture
