@@ -15,7 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from portal import account, auth, cases, outbox, referrals, users
+from portal import account, auth, cases, outbox, referrals, sso, users
 from portal.referral_form import NOUNS, api_errors
 from portal.sessions import ServerSessionMiddleware
 from portal.validation import field_errors
@@ -58,7 +58,7 @@ def create_app(mail_dir: Path | None = None) -> FastAPI:
         return response
 
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
-    for module in (auth, referrals, cases, account, outbox):
+    for module in (auth, sso, referrals, cases, account, outbox):
         app.include_router(module.router)
     app.include_router(referrals.api)
     app.include_router(cases.api)
