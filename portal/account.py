@@ -1,7 +1,9 @@
 """The officer's account page, opened by the signed link in the notice email.
 
-Officers never sign in: the token opens their own case's account page and nothing else. A bad
-token (tampered, expired, unknown case) gets a 403 page that shows nothing about any case.
+Officers never sign in: the token opens their own case's account page and nothing else, and the
+account is taken only with a one-time code emailed to the officer (portal.account_code), so a
+link seen by someone else is not enough. A bad token (tampered, expired, unknown case) gets a
+403 page that shows nothing about any case.
 The account text goes to the case DB only: it is never logged and never sent to Prefect.
 """
 
@@ -16,9 +18,10 @@ from sqlmodel import select
 
 from models import Account, AuditEvent, Case, Deadline, Officer
 from models.enums import CaseState, DeadlineKind
-from portal import actions
+from portal import account_code, actions
 from portal.web import render
 from rprp.db import session_scope
+from rprp.settings import get_settings
 from tasks.casework import AccountNotAccepted, decline_account, record_account
 from tasks.links import InvalidToken, read_account_token
 
@@ -95,21 +98,55 @@ def _refused(request: Request) -> Response:
                   headers=NO_STORE, public=True)
 
 
+CODE_MESSAGES = {
+    "sent": "We have emailed a code to {email}. It works once, for {minutes} minutes.",
+    "wait": "We sent a code to {email} less than a minute ago: check your email (and its junk "
+            "folder) before asking for another.",
+    "failed": "We could not send the code just now. Try again in a few minutes.",
+}
+
+
 def _page(request: Request, notice: Notice, *, text: str = "", error: str = "",
-          status_code: int = 200) -> Response:
+          code_error: str = "", code_status: str = "", status_code: int = 200) -> Response:
     template = "account.html" if notice.accepting else "account_closed.html"
+    email = account_code.masked(notice.officer.email)
+    code_message = CODE_MESSAGES.get(code_status, "").format(
+        email=email, minutes=get_settings().account_code_minutes)
+    errors = ([("account-code", code_error)] if code_error else []) + (
+        [("account", error)] if error else [])
     return render(request, template, {
         "notice": notice, "text": text, "error": error, "max_chars": MAX_CHARS,
-        "errors": [("account", error)] if error else [],
+        "code_error": code_error, "code_message": code_message, "code_kind": code_status,
+        "masked_email": email, "errors": errors, "token": request.path_params.get("token", ""),
     }, status_code=status_code, headers=NO_STORE, public=True)
 
 
 @router.get("/account/{token}")
-async def account_form(request: Request, token: str) -> Response:
+async def account_form(request: Request, token: str, code: str = "") -> Response:
     notice = _notice(token)
     if notice is None:
         return _refused(request)
-    return _page(request, notice)
+    return _page(request, notice, code_status=code if code in CODE_MESSAGES else "")
+
+
+@router.post("/account/{token}/code")
+async def send_code(request: Request, token: str) -> Response:
+    """Email the officer a one-time code for this notice."""
+    notice = _notice(token)
+    if notice is None:
+        return _refused(request)
+    if not notice.accepting:
+        return _page(request, notice, status_code=status.HTTP_409_CONFLICT)
+    assert notice.case.id is not None
+    try:
+        code = account_code.issue(notice.case.id, notice.notice_round)
+    except account_code.TooSoon:
+        outcome = "wait"
+    else:
+        sent = await account_code.send(notice.officer.email, notice.case.reference, code)
+        outcome = "sent" if sent else "failed"
+    return RedirectResponse(f"/account/{token}?code={outcome}#code",
+                            status_code=status.HTTP_303_SEE_OTHER)
 
 
 @router.post("/account/{token}")
@@ -121,26 +158,35 @@ async def give_account(request: Request, token: str) -> Response:
     text = str(form.get("account", ""))
     if not notice.accepting:
         return _page(request, notice, status_code=status.HTTP_409_CONFLICT)
-    error = ""
+    assert notice.case.id is not None
+    error = code_error = ""
     if not text.strip():
         error = "Enter your account"
     elif len(text.strip()) > MAX_CHARS:
         error = f"Your account must be {MAX_CHARS:,} characters or fewer"
+    accepted = None
     if not error:
-        assert notice.case.id is not None
         try:
-            _, wake_needed = record_account(notice.case.id, notice.notice_round, text)
+            accepted = account_code.check(notice.case.id, notice.notice_round,
+                                          str(form.get("code", "")))
+        except account_code.CodeRefused as exc:
+            code_error = str(exc)
+    if accepted is not None:
+        try:
+            _, wake_needed = record_account(notice.case.id, notice.notice_round, text,
+                                            via=account_code.VIA)
         except AccountNotAccepted:
             refreshed = _notice(token) or notice
             return _page(request, refreshed, status_code=status.HTTP_409_CONFLICT)
         except ValueError as exc:  # the rules on length; the message never holds the text
             error = str(exc)
         else:
+            account_code.use(accepted)
             if wake_needed:
                 await actions.wake_after_account(notice.case.id)
             return RedirectResponse(f"/account/{token}/received",
                                     status_code=status.HTTP_303_SEE_OTHER)
-    return _page(request, notice, text=text, error=error,
+    return _page(request, notice, text=text, error=error, code_error=code_error,
                  status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
 
 

@@ -270,8 +270,9 @@ class AccountNotAccepted(ValueError):
 
 
 def record_account(case_id: int, notice_round: int, text: str,
-                   now: datetime | None = None) -> tuple[Account, bool]:
+                   now: datetime | None = None, via: str = "") -> tuple[Account, bool]:
     """Store the officer's account in the case DB (never Prefect); returns (account, woke_needed).
+    `via` says in the audit trail how it came in (the portal: link and one-time code).
 
     Accepted while the case awaits it, and late (flagged) until the reviewer has decided.
     """
@@ -304,7 +305,8 @@ def record_account(case_id: int, notice_round: int, text: str,
             deadline.status = DeadlineStatus.MET
             deadline.met_at = received
             session.add(deadline)
-        detail = f"version {account.version}" + (" (late)" if late else "")
+        detail = f"version {account.version}" + (" (late)" if late else "") + (
+            f", {via}" if via else "")
         wake = case.state in (S.AWAITING_ACCOUNT, S.NO_ACCOUNT)
         if wake:
             transition(session, case, S.ACCOUNT_RECEIVED, actor="officer",

@@ -31,7 +31,7 @@ from models.forms import (
     FactFindingDecision,
     WakeReason,
 )
-from portal import actions
+from portal import account_code, actions
 from portal.app import create_app
 from rprp.db import session_scope
 from rprp.mailsink import MailSink
@@ -517,6 +517,11 @@ def accounts_of(case_id: int) -> list[Account]:
         return list(session.exec(select(Account).where(Account.case_id == case_id)))
 
 
+def code_for(case_id: int, notice_round: int = 1) -> str:
+    """A one-time code as the officer's email would bring it (the real issuing step)."""
+    return account_code.issue(case_id, notice_round)
+
+
 def test_a_valid_link_shows_the_notice_and_takes_the_account(client, prefect, served_case,
                                                               caplog) -> None:
     token = link_token(served_case)
@@ -532,7 +537,8 @@ def test_a_valid_link_shows_the_notice_and_takes_the_account(client, prefect, se
 
     marker = f"ACCOUNT-MARKER-{uuid.uuid4().hex}"
     caplog.set_level(logging.DEBUG)
-    response = client.post(f"/account/{token}", data={"account": f"What happened: {marker}."},
+    response = client.post(f"/account/{token}", data={"account": f"What happened: {marker}.",
+                                                      "code": code_for(served_case)},
                            follow_redirects=False)
     assert response.status_code == 303
     assert response.headers["location"] == f"/account/{token}/received"
@@ -555,7 +561,8 @@ def test_a_late_account_is_taken_and_flagged(client, prefect, served_case) -> No
         deadline.due_at = datetime.now(UTC) - timedelta(hours=1)
         session.add(deadline)
     token = link_token(served_case)
-    response = client.post(f"/account/{token}", data={"account": "Sorry this is late: ..."})
+    response = client.post(f"/account/{token}", data={"account": "Sorry this is late: ...",
+                                                      "code": code_for(served_case)})
     assert response.status_code == 200
     assert "Account received" in response.text
     assert "arrived after the deadline" in response.text
@@ -569,7 +576,8 @@ def test_an_empty_or_short_account_is_refused_with_a_message(client, prefect,
     empty = client.post(f"/account/{token}", data={"account": "   "})
     assert empty.status_code == 422
     assert 'href="#account"' in empty.text and "Enter your account" in empty.text
-    short = client.post(f"/account/{token}", data={"account": "Too short"})
+    short = client.post(f"/account/{token}", data={"account": "Too short",
+                                                   "code": code_for(served_case)})
     assert short.status_code == 422
     assert "at least 10 characters" in short.text
     assert accounts_of(served_case) == []
@@ -579,7 +587,8 @@ def test_an_empty_or_short_account_is_refused_with_a_message(client, prefect,
 def test_a_failed_wake_flags_the_case_for_the_sweep(client, prefect, served_case) -> None:
     prefect.reachable = False
     token = link_token(served_case)
-    response = client.post(f"/account/{token}", data={"account": "My account of the stop."})
+    response = client.post(f"/account/{token}", data={"account": "My account of the stop.",
+                                                      "code": code_for(served_case)})
     assert response.status_code == 200 and "Account received" in response.text
     assert actions.load_case(served_case).wake_requested is True
 
@@ -615,7 +624,8 @@ def test_a_link_opens_only_its_own_case(client, prefect, served_case) -> None:
     serve_notice(other)
     # A link signed for the other case writes to the other case only.
     response = client.post(f"/account/{link_token(other)}",
-                           data={"account": "The account for the other case."})
+                           data={"account": "The account for the other case.",
+                                 "code": code_for(other)})
     assert f"RPRP-{other:06d}" in response.text
     assert f"RPRP-{served_case:06d}" not in response.text
     assert accounts_of(served_case) == [] and len(accounts_of(other)) == 1

@@ -5,6 +5,7 @@ test_portal_api, as there."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import timedelta
 
@@ -12,8 +13,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import select
 
-from models import AuditEvent, PortalSession, utc_now
-from portal import throttle, users
+from models import AccountCode, AuditEvent, PortalSession, utc_now
+from portal import account_code, actions, throttle, users
 from portal.app import create_app
 from rprp.db import session_scope
 from tasks.casework import record_account
@@ -209,3 +210,102 @@ def test_the_app_starts_without_bootstrap_users(monkeypatch) -> None:  # type: i
         assert plain.get("/login").status_code == 200
     monkeypatch.undo()
     reset_settings()
+
+
+# -- the officer alone gives the account ----------------------------------------------------------
+
+@pytest.fixture
+def officer_mail(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+    """A real SMTP server on loopback that the portal sends the one-time code to."""
+    from rprp.mailsink import MailSink
+    from rprp.settings import reset_settings
+
+    with MailSink(tmp_path / "officer-mail", port=0) as sink:
+        monkeypatch.setenv("RPRP_SMTP_HOST", sink.host)
+        monkeypatch.setenv("RPRP_SMTP_PORT", str(sink.port))
+        reset_settings()
+        yield sink
+    monkeypatch.undo()
+    reset_settings()
+
+
+def emailed_code(sink, officer_email: str) -> str:  # type: ignore[no-untyped-def]
+    [message] = [m for m in sink.messages() if officer_email in m.recipients]
+    found = re.search(r"Your code is (\d{8})", message.text)
+    assert found, message.text
+    return found.group(1)
+
+
+def audit_of(case_id: int) -> list[tuple[str, str, str]]:
+    with session_scope() as session:
+        return [(e.actor, e.action, e.detail) for e in session.exec(
+            select(AuditEvent).where(AuditEvent.case_id == case_id).order_by(AuditEvent.id))]
+
+
+def test_the_account_needs_the_code_emailed_to_the_officer(client: TestClient, prefect,
+                                                           served_case, officer_mail) -> None:
+    from tests.integration.test_portal_api import accounts_of, link_token
+
+    token = link_token(served_case)
+    officer = actions.case_file(served_case).officer  # type: ignore[union-attr]
+    page = client.get(f"/account/{token}")
+    assert "Email me a code" in page.text and "rprp_session" not in page.headers.get(
+        "set-cookie", "")
+    # Without asking for a code, the account is not taken (the text is kept).
+    refused = client.post(f"/account/{token}", data={"account": "My account of the stop."})
+    assert refused.status_code == 422 and "Ask for a code first" in refused.text
+    assert "My account of the stop." in refused.text
+
+    sent = client.post(f"/account/{token}/code", follow_redirects=False)
+    assert sent.status_code == 303 and sent.headers["location"].endswith("?code=sent#code")
+    page = client.get(sent.headers["location"])
+    assert f"We have emailed a code to {officer.email[0]}••••@force.example" in page.text
+    code = emailed_code(officer_mail, officer.email)
+
+    wrong = str((int(code) + 1) % 10**8).zfill(8)
+    refused = client.post(f"/account/{token}", data={"account": "My account of the stop.",
+                                                     "code": wrong})
+    assert refused.status_code == 422 and "The code is not right" in refused.text
+    assert "My account of the stop." in refused.text and accounts_of(served_case) == []
+
+    taken = client.post(f"/account/{token}", data={"account": "My account of the stop.",
+                                                   "code": code}, follow_redirects=False)
+    assert taken.status_code == 303 and taken.headers["location"].endswith("/received")
+    assert len(accounts_of(served_case)) == 1
+    trail = audit_of(served_case)
+    assert ("officer", "account_code_sent",
+            "a one-time code for the account page, to the officer's email") in trail
+    assert ("unknown", "account_code_refused",
+            "a wrong code on the account page (try 1)") in trail
+    [received] = [detail for _, action, detail in trail if action == "account_received"]
+    assert received == f"version 1, {account_code.VIA}"
+
+    # The code worked once.
+    with pytest.raises(account_code.CodeRefused, match="Ask for a code first"):
+        account_code.check(served_case, 1, code)
+
+
+def test_wrong_codes_run_out_and_codes_expire(client: TestClient, prefect, served_case) -> None:
+    from tests.integration.test_portal_api import accounts_of, link_token
+
+    token = link_token(served_case)
+    code = account_code.issue(served_case, 1)
+    assert client.post(f"/account/{token}/code", follow_redirects=False).headers[
+        "location"].endswith("?code=wait#code")  # one a minute
+    for _ in range(5):
+        client.post(f"/account/{token}", data={"account": "An account.", "code": "00000000"})
+    worn = client.post(f"/account/{token}", data={"account": "An account.", "code": code})
+    assert worn.status_code == 422 and "Too many wrong codes" in worn.text
+
+    with session_scope() as session:  # a new code, then time passes beyond its life
+        for row in session.exec(select(AccountCode).where(AccountCode.case_id == served_case)):
+            row.created_at -= timedelta(minutes=31)
+            session.add(row)
+    code = account_code.issue(served_case, 1)
+    with session_scope() as session:
+        for row in session.exec(select(AccountCode).where(AccountCode.case_id == served_case)):
+            row.expires_at = utc_now() - timedelta(seconds=1)
+            session.add(row)
+    expired = client.post(f"/account/{token}", data={"account": "An account.", "code": code})
+    assert expired.status_code == 422 and "The code has expired" in expired.text
+    assert accounts_of(served_case) == []
