@@ -148,12 +148,13 @@ async def test_officer_gives_an_account_from_the_emailed_link(new_page, portal, 
     link = found.group(0)
     assert link.startswith(portal), "the email links to this portal"
 
-    # PSD sees the same email in the outbox.
+    # PSD sees the same email in the outbox, without the link: it is the officer's alone.
     psd: Page = await new_page()
     await sign_in(psd, PSD)
     await psd.get_by_role("link", name="Outbox").click()
     await psd.get_by_role("link", name=message.subject).first.click()
-    await expect(psd.locator("#message-text")).to_contain_text("/account/")
+    await expect(psd.locator("#message-text")).to_contain_text("only in the officer's own email")
+    await expect(psd.locator("#message-text")).not_to_contain_text("/account/")
 
     # The officer, who has no portal login, opens the link.
     officer: Page = await new_page()
@@ -162,6 +163,19 @@ async def test_officer_gives_an_account_from_the_emailed_link(new_page, portal, 
     await expect(officer.locator("#notice-summary")).to_contain_text(reference)
     await expect(officer.get_by_text("optional", exact=False).first).to_be_visible()
     await expect(officer.get_by_text("Police Federation", exact=False).first).to_be_visible()
+    # Only the officer can give it: a code goes to their own address.
+    await officer.get_by_role("button", name="Email me a code").click()
+    await expect(officer.locator("#code-message")).to_contain_text("We have emailed a code")
+
+    def code_email() -> Any:
+        return next((m for m in mail_sink.messages()
+                     if "officer.e2e@force.example" in m.recipients
+                     and "your code" in m.subject), None)
+
+    code = re.search(r"Your code is (\d{8})",
+                     (await eventually(code_email, 30, "the code email")).text)
+    assert code
+    await officer.get_by_label("Code from your email").fill(code.group(1))
     await officer.get_by_label("Your account").fill(
         "I accept I was abrupt. I had been called to an urgent job and I was rushing.")
     await officer.get_by_role("button", name="Send your account").click()
