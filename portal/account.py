@@ -135,6 +135,7 @@ async def send_code(request: Request, token: str) -> Response:
     notice = _notice(token)
     if notice is None:
         return _refused(request)
+    form = await request.form()
     if not notice.accepting:
         return _page(request, notice, status_code=status.HTTP_409_CONFLICT)
     assert notice.case.id is not None
@@ -145,7 +146,8 @@ async def send_code(request: Request, token: str) -> Response:
     else:
         sent = await account_code.send(notice.officer.email, notice.case.reference, code)
         outcome = "sent" if sent else "failed"
-    return RedirectResponse(f"/account/{token}?code={outcome}#code",
+    page = f"/account/{token}/decline" if form.get("back") == "decline" else f"/account/{token}"
+    return RedirectResponse(f"{page}?code={outcome}#code",
                             status_code=status.HTTP_303_SEE_OTHER)
 
 
@@ -204,19 +206,26 @@ async def account_received(request: Request, token: str) -> Response:
 
 
 @router.get("/account/{token}/decline")
-async def decline_form(request: Request, token: str) -> Response:
+async def decline_form(request: Request, token: str, code: str = "") -> Response:
     notice = _notice(token)
     if notice is None:
         return _refused(request)
-    return _decline_page(request, notice)
+    return _decline_page(request, notice, code_status=code if code in CODE_MESSAGES else "")
 
 
-def _decline_page(request: Request, notice: Notice, *, error: str = "",
-                  status_code: int = 200) -> Response:
+def _decline_page(request: Request, notice: Notice, *, error: str = "", code_error: str = "",
+                  code_status: str = "", status_code: int = 200) -> Response:
+    """Declining is the officer's alone too: it takes the same one-time code as the account."""
     if not notice.may_decline and not notice.declined:
         return _page(request, notice, status_code=status_code)
+    email = account_code.masked(notice.officer.email)
+    errors = ([("confirm", error)] if error else []) + (
+        [("account-code", code_error)] if code_error else [])
     return render(request, "account_decline.html", {
-        "notice": notice, "error": error, "errors": [("confirm", error)] if error else [],
+        "notice": notice, "error": error, "code_error": code_error, "errors": errors,
+        "masked_email": email, "code_kind": code_status,
+        "code_message": CODE_MESSAGES.get(code_status, "").format(
+            email=email, minutes=get_settings().account_code_minutes),
     }, status_code=status_code, headers=NO_STORE, public=True)
 
 
@@ -232,15 +241,24 @@ async def decline(request: Request, token: str) -> Response:
                                 status_code=status.HTTP_303_SEE_OTHER)
     if not notice.may_decline:
         return _page(request, notice, status_code=status.HTTP_409_CONFLICT)
-    if form.get("confirm") != "yes":
-        return _decline_page(request, notice, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
-                             error="Confirm that you do not want to give an account")
+    error = "" if form.get("confirm") == "yes" else "Confirm that you do not want to give an account"
     assert notice.case.id is not None
+    accepted, code_error = None, ""
+    if not error:
+        try:
+            accepted = account_code.check(notice.case.id, notice.notice_round,
+                                          str(form.get("code", "")))
+        except account_code.CodeRefused as exc:
+            code_error = str(exc)
+    if accepted is None:
+        return _decline_page(request, notice, error=error, code_error=code_error,
+                             status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
     try:
         wake_needed = decline_account(notice.case.id, notice.notice_round)
     except AccountNotAccepted:
         refreshed = _notice(token) or notice
         return _page(request, refreshed, status_code=status.HTTP_409_CONFLICT)
+    account_code.use(accepted)
     if wake_needed:
         await actions.wake_after_decline(notice.case.id)
     return RedirectResponse(f"/account/{token}/declined", status_code=status.HTTP_303_SEE_OTHER)

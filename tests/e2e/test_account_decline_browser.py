@@ -47,6 +47,23 @@ async def test_officer_declines_to_give_an_account(new_page, portal, stack,  # t
         "Confirm that you do not want to give an account")
     assert "account_declined" not in audit_actions(case_id)
 
+    # Confirmed, but only the officer may decline: the code emailed to their address.
+    await officer.get_by_label("I do not want to give an account").check()
+    await confirm.click()
+    await expect(officer.locator(".govuk-error-summary")).to_contain_text("Ask for a code first")
+    assert "account_declined" not in audit_actions(case_id)
+    await officer.get_by_role("button", name="Email me a code").click()
+    await expect(officer.locator("#code-message")).to_contain_text("We have emailed a code")
+
+    def code_email() -> Any:
+        return next((m for m in mail_sink.messages()
+                     if "decliner.e2e@force.example" in m.recipients
+                     and "your code" in m.subject), None)
+
+    code = re.search(r"Your code is (\d{8})",
+                     (await eventually(code_email, 30, "the code email")).text)
+    assert code
+    await officer.get_by_label("Code from your email").fill(code.group(1))
     await officer.get_by_label("I do not want to give an account").check()
     await confirm.click()
     await expect(officer.get_by_role("heading", name="You declined to give an account")

@@ -15,7 +15,7 @@ from sqlmodel import select
 from models import Deadline, Report
 from models.enums import CaseState, DeadlineKind, DeadlineStatus
 from models.forms import ComplaintReportForm, DiscussionOutcome, WakeReason
-from portal import actions
+from portal import account_code, actions
 from rprp.db import session_scope
 from tasks.casework import advance, apply_answer
 from tests.integration.test_portal_api import (  # noqa: F401  (fixtures)
@@ -59,7 +59,17 @@ def test_the_officer_may_decline_after_confirming(client, prefect) -> None:  # n
     assert actions.load_case(case_id).state is S.AWAITING_ACCOUNT
     assert "account_declined" not in audit_actions(case_id)
 
-    done = client.post(f"/account/{token}/decline", data={"confirm": "yes"},
+    # Only the officer may decline: without the code emailed to them, nothing changes.
+    uncoded = client.post(f"/account/{token}/decline", data={"confirm": "yes"})
+    assert uncoded.status_code == 422 and "Ask for a code first" in uncoded.text
+    code = account_code.issue(case_id, 1)
+    not_it = str((int(code[0]) + 1) % 10) + code[1:]
+    wrong = client.post(f"/account/{token}/decline", data={"confirm": "yes", "code": not_it})
+    assert wrong.status_code == 422 and "The code is not right" in wrong.text
+    assert actions.load_case(case_id).state is S.AWAITING_ACCOUNT
+    assert "account_declined" not in audit_actions(case_id)
+
+    done = client.post(f"/account/{token}/decline", data={"confirm": "yes", "code": code},
                        follow_redirects=False)
     assert done.status_code == 303 and done.headers["location"] == f"/account/{token}/declined"
     assert "You declined to give an account" in client.get(done.headers["location"]).text
@@ -70,7 +80,7 @@ def test_the_officer_may_decline_after_confirming(client, prefect) -> None:  # n
         "psd@force.example", REVIEWER]
 
     # Pressing again changes nothing; the account page no longer offers to decline.
-    again = client.post(f"/account/{token}/decline", data={"confirm": "yes"},
+    again = client.post(f"/account/{token}/decline", data={"confirm": "yes", "code": code},
                         follow_redirects=False)
     assert again.status_code == 303
     assert audit_actions(case_id).count("account_declined") == 1
