@@ -8,8 +8,8 @@ starts, task runs, suspends and resumes, and nothing else. Its "case record" is 
 (microseconds), standing in for the case DB so replay finds its place.
 
 `bare_review` stands in for flows.action_review.rprp_action_review (no tasks, one suspend, then it
-closes the "case" and wakes the case run); `wake_target` is a run that waits for a Wake, used as a
-real target for the sweep's wake step.
+closes the "case" and wakes the case run); `wake_target` is a run suspended without a form, as the case
+run waits for an account, used as a real target for the sweep's wake step.
 
 This module imports Prefect and the standard library only, so a flow process running it pays
 Prefect's own start-up and no more.
@@ -33,15 +33,10 @@ WAITS = ["wake", "decision", "decision", "decision", "wake"]
 
 
 class BareInput(RunInput):
-    """Accepts what the bench sends: a wake reason or a choice."""
+    """Accepts what the bench sends for a decision."""
 
-    reason: str = ""
     choice: str = ""
     decided_by: str = ""
-
-
-class WakeInput(RunInput):
-    reason: str
 
 
 def read_step(record: str) -> int:
@@ -83,8 +78,10 @@ async def bare_case(record_dir: str) -> str:
         await bare_send()
         if step >= len(WAITS):
             return "done"
-        await suspend_flow_run(wait_for_input=BareInput, key=f"bare-{step}")
-        if WAITS[step] != "wake":
+        if WAITS[step] == "wake":  # an internal wait: no form, woken without input
+            await suspend_flow_run(key=f"bare-{step}")
+        else:
+            await suspend_flow_run(wait_for_input=BareInput, key=f"bare-{step}")
             bare_record(record, step)
 
 
@@ -94,11 +91,11 @@ async def bare_review(record_dir: str, case_run_id: str) -> str:
     record = str(Path(record_dir) / f"{case_run_id}.step")
     if read_step(record) == len(WAITS) - 1:
         write_step(record, len(WAITS))  # "every action closed": the case is closed
-    await aresume_flow_run(UUID(case_run_id), run_input={"reason": "case_changed"})
+    await aresume_flow_run(UUID(case_run_id))
     return "case closed"
 
 
 @flow(name="bench-wake-target", log_prints=False, persist_result=False)
 async def wake_target() -> str:
-    answer = await suspend_flow_run(wait_for_input=WakeInput, key="wake")
-    return f"woken: {answer.reason}"
+    await suspend_flow_run(key="wake")
+    return "woken"

@@ -47,7 +47,7 @@ def report_answer() -> dict[str, Any]:
     return {
         "issue_summary": "Discourteous manner during a stop on the high street.",
         "discussion_summary": "We discussed the stop, the officer's workload and welfare.",
-        "actions": [{"type": "training_learning_plan_or_pdr_entry",
+        "actions": [{"type": "Training, a learning plan or a PDR entry",
                      "description": "Complete the communication skills module",
                      "owner": "PC Officer", "due_on": (today + timedelta(days=30)).isoformat()}],
         "officer_lessons": "Explain the reason for a stop at the start.",

@@ -19,7 +19,8 @@ CASE_STEPS = ["awaiting-account", "fact-finding-decision", "discussion-schedulin
               "discussion-held", "actions-monitoring"]
 
 
-async def resume(run_id: UUID, run_input: dict[str, Any], attempts: int = 20) -> None:
+async def resume(run_id: UUID, run_input: dict[str, Any] | None = None,
+                 attempts: int = 20) -> None:
     """Resume as a person would, pressing again if the run paused a moment before Prefect saved
     its input schema ("Run input schema not found")."""
     from prefect.flow_runs import aresume_flow_run
@@ -62,7 +63,6 @@ async def drive_case(watcher: RunWatcher) -> dict[str, Any]:
     )
     from models import Action, ActionReview, Case
     from models.enums import CaseState
-    from models.forms import WakeReason
     from rprp.db import session_scope
     from tasks.casework import record_account
     from tasks.orchestration import start_action_review_flow, start_case_flow, wake_case
@@ -82,7 +82,7 @@ async def drive_case(watcher: RunWatcher) -> dict[str, Any]:
     key = await step(None, "awaiting-account")
     _, wake = await asyncio.to_thread(record_account, case_id, 1,
                                       "I accept I was abrupt; I was rushing to another call.")
-    if not (wake and await wake_case(case_id, WakeReason.ACCOUNT_RECEIVED)):
+    if not (wake and await wake_case(case_id)):
         raise RuntimeError(f"case {case_id}: account not taken or run not woken")
     key = await step(key, "fact-finding-decision")
     await resume(UUID(run_id), run_input=fact_finding_answer())
@@ -151,7 +151,7 @@ async def drive_bare(watcher: RunWatcher, record_dir: Path) -> dict[str, Any]:
             break
         if kind == "wake":  # the portal stores the account, then wakes the run
             await asyncio.to_thread(write_step, record, step + 1)
-            await resume(run.id, run_input={"reason": "account_received"})
+            await resume(run.id)
         else:
             await resume(run.id, run_input={"choice": "ok",
                                                       "decided_by": "sgt.reviewer@force.example"})

@@ -4,7 +4,7 @@ tasks.deadline_sweep.sweep(as_of) and tasks.notify.deliver_pending timed, twice:
 must send nothing. Each run gets a fresh case DB and its own SMTP sink.
 
 Due cases whose account deadline passed are woken: a few of them (--wake-targets) carry a real
-flow run waiting for a Wake (bench.bare.wake_target), the rest have no flow run, so the sweep
+flow run suspended without a form (bench.bare.wake_target), the rest have no flow run, so the sweep
 flags them for a later wake, as it does for any case it cannot wake now.
 """
 

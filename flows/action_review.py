@@ -10,7 +10,7 @@ from prefect import flow, get_run_logger
 from prefect.flow_runs import suspend_flow_run
 from prefect.runtime import flow_run
 
-from models.forms import WakeReason, action_review_form
+from models.forms import action_review_form
 from tasks.action_reviews import record_review, review_wait
 from tasks.briefing import describe
 from tasks.notify import deliver_pending
@@ -33,5 +33,5 @@ async def rprp_action_review(case_id: int, review_number: int) -> str:
         answer = await suspend_flow_run(wait_for_input=form, key=wait.key)
         if record_review(case_id, review_number, answer):
             await deliver_pending()
-            await wake_case(case_id, WakeReason.CASE_CHANGED)
+            await wake_case(case_id)
             return "case closed"

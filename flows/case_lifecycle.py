@@ -2,7 +2,9 @@
 
 Each pass reads the case, does the automatic steps, then suspends (no process held) until a
 person answers in the Prefect UI, the portal records an account, or the sweep moves a deadline.
-Prefect replays the flow from the top on resume; every step checks the record, so replay is
+A wait for something other than a person's answer (the officer's account, an action-plan review
+run) suspends with no form, so nobody is offered one; the portal and the sweep wake it without
+input. Prefect replays the flow from the top on resume; every step checks the record, so replay is
 harmless. Only the case id crosses into Prefect: parameters, results and logs hold nothing more.
 """
 
@@ -24,7 +26,6 @@ from models.forms import (
     FactFindingDecision,
     FactFindingOutcome,
     ReportForm,
-    Wake,
     authority_decision_form,
     non_engagement_form,
     prefilled,
@@ -58,8 +59,6 @@ def record_decision(case_id: int, wait_key: str, answer: RunInput) -> CaseState:
 
 def form_for(case_id: int, wait: Wait) -> type[RunInput]:
     """The form a waiting step needs, rebuilt the same way on every replay."""
-    if wait.kind == "wake":
-        return Wake
     with session_scope() as session:
         case = session.get(Case, case_id)
         assert case is not None
@@ -94,6 +93,7 @@ def _remember_flow_run(case_id: int) -> None:
 async def rprp_case(case_id: int) -> str:
     """Carry case `case_id` through RPRP; returns its final state."""
     logger = get_run_logger()
+    passes: dict[str, int] = {}
     while True:
         state, wait = advance_case(case_id)
         await send_mail()
@@ -101,11 +101,25 @@ async def rprp_case(case_id: int) -> str:
             logger.info("Case %s finished in state %s", case_id, state.value)
             return state.value
         logger.info("Case %s waits in %s (%s)", case_id, state.value, wait.key)
+        if wait.kind == "wake":
+            await suspend_flow_run(key=wake_key(wait, passes))
+            continue
         answer = await suspend_flow_run(wait_for_input=form_for(case_id, wait), key=wait.key)
-        if wait.kind != "wake":
-            record_decision(case_id, wait.key, answer)
-            if wait.kind == "report":
-                await forget_answer(wait.key)
+        record_decision(case_id, wait.key, answer)
+        if wait.kind == "report":
+            await forget_answer(wait.key)
+
+
+def wake_key(wait: Wait, passes: dict[str, int]) -> str:
+    """A fresh suspension key for each pass through the same internal wait.
+
+    A wake that finds nothing changed (a retried wake, or Resume pressed in the UI) replays the
+    run to the same wait; Prefect refuses a key it has resumed before and returns at once, so the
+    next pass takes the next key, until one that has not fired suspends the run again.
+    """
+    n = passes.get(wait.key, 0)
+    passes[wait.key] = n + 1
+    return f"{wait.key}-pass-{n}"
 
 
 async def forget_answer(wait_key: str) -> None:

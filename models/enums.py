@@ -1,4 +1,8 @@
-"""Controlled vocabularies of the case record; values are stable strings stored in the DB."""
+"""Controlled vocabularies of the case record; values are stable strings stored in the DB.
+
+What people read is each member's `label`, never its value: forms and pages show labels, the DB
+keeps the codes, so a change of wording never changes a record.
+"""
 
 from __future__ import annotations
 
@@ -32,8 +36,17 @@ class CaseState(StrEnum):
 
     @property
     def label(self) -> str:
-        return self.value.replace("_", " ").replace(" aa", " appropriate authority").capitalize()
+        return STATE_LABELS.get(self) or _words(self.value)
 
+
+STATE_LABELS = {
+    CaseState.REFERRED_BACK: "Referred back to the appropriate authority",
+    CaseState.CLOSED_COMPLETE: "Closed: complete",
+    CaseState.CLOSED_NFA: "Closed: no further action",
+    CaseState.ESCALATED_UPP: "Escalated: unsatisfactory performance procedures (UPP)",
+    CaseState.ESCALATED_MISCONDUCT: "Escalated: misconduct proceedings",
+    CaseState.ESCALATED_VETTING: "Escalated: Vetting Regulations",
+}
 
 TERMINAL_STATES = frozenset(
     {
@@ -58,12 +71,35 @@ class Route(StrEnum):
     REG_42_1_B_PANEL_DIRECTION = "reg_42_1_b_panel_direction"
     LINE_MANAGEMENT_CONCERN = "line_management_concern"
 
+    @property
+    def label(self) -> str:
+        return ROUTE_LABELS[self]
+
+
+ROUTE_LABELS = {
+    Route.SEVERITY_ASSESSMENT: "Severity assessment: neither misconduct nor gross misconduct "
+                               "(Regulation 14)",
+    Route.DURING_INVESTIGATION: "During an investigation: severity assessment revised "
+                                "(Regulation 21(4))",
+    Route.REG_23_5_A_NO_CASE_TO_ANSWER: "End of investigation: practice requiring improvement "
+                                        "(Regulation 23(5)(a))",
+    Route.SCH3_PARA_24_6: "Complaint or recordable conduct matter investigated under "
+                          "Schedule 3 paragraph 24(6)",
+    Route.REG_42_1_B_PANEL_DIRECTION: "Direction by misconduct proceedings "
+                                      "(Regulation 42(1)(b))",
+    Route.LINE_MANAGEMENT_CONCERN: "Concern raised by a line manager",
+}
+
 
 class Origin(StrEnum):
     CONDUCT_MATTER = "conduct_matter"
     PUBLIC_COMPLAINT = "public_complaint"
     RECORDABLE_CONDUCT_MATTER = "recordable_conduct_matter"
     INTERNAL = "internal"
+
+    @property
+    def label(self) -> str:
+        return "Internal (line management)" if self is Origin.INTERNAL else _words(self.value)
 
     @property
     def has_complainant_duties(self) -> bool:
@@ -107,6 +143,11 @@ class ReviewBody(StrEnum):
     LOCAL_POLICING_BODY = "local_policing_body"
     IOPC = "iopc"
 
+    @property
+    def label(self) -> str:
+        return ("Independent Office for Police Conduct (IOPC)" if self is ReviewBody.IOPC
+                else "Local policing body")
+
 
 class ActionType(StrEnum):
     MANAGEMENT_MEETING = "management_meeting_or_mediation"
@@ -114,6 +155,19 @@ class ActionType(StrEnum):
     RESTORATIVE = "restorative_action"
     TRAINING = "training_learning_plan_or_pdr_entry"
     NO_FURTHER_ACTION = "no_further_action"
+
+    @property
+    def label(self) -> str:
+        return ACTION_TYPE_LABELS[self]
+
+
+ACTION_TYPE_LABELS = {
+    ActionType.MANAGEMENT_MEETING: "Management meeting or mediation",
+    ActionType.SHADOWING_MENTORING: "Shadowing or mentoring",
+    ActionType.RESTORATIVE: "Restorative action",
+    ActionType.TRAINING: "Training, a learning plan or a PDR entry",
+    ActionType.NO_FURTHER_ACTION: "No further action",
+}
 
 
 class ActionStatus(StrEnum):
@@ -130,6 +184,22 @@ class DeadlineKind(StrEnum):
     COMPLAINANT_UPDATE = "complainant_update"
     OUTCOME_LETTER = "outcome_letter"
     PDR = "pdr"
+
+    @property
+    def label(self) -> str:
+        return DEADLINE_LABELS[self]
+
+
+DEADLINE_LABELS = {
+    DeadlineKind.ACCOUNT: "The officer's account",
+    DeadlineKind.DECISION: "Decision",
+    DeadlineKind.DISCUSSION: "Reflective practice discussion",
+    DeadlineKind.REPORT: "Report",
+    DeadlineKind.ACTION_REVIEW: "Action-plan review",
+    DeadlineKind.COMPLAINANT_UPDATE: "Progress update to the complainant",
+    DeadlineKind.OUTCOME_LETTER: "Outcome letter to the complainant",
+    DeadlineKind.PDR: "Report discussed at the officer's PDR",
+}
 
 
 class DeadlineStatus(StrEnum):
@@ -166,3 +236,8 @@ class MeetingOutcome(StrEnum):
     HELD_ENGAGED = "held_engaged"
     DID_NOT_ATTEND = "did_not_attend"
     DID_NOT_ENGAGE = "did_not_engage"
+
+
+def _words(code: str) -> str:
+    """'closed_nfa' -> 'Closed nfa': the fallback reading of a code without a label of its own."""
+    return code.replace("_", " ").capitalize()

@@ -1,8 +1,13 @@
-"""The forms people fill in Prefect's Resume UI (RunInput), and the system's wake-up input.
+"""The forms people fill in Prefect's Resume UI (RunInput).
 
-Choices are enums, never bools: one Prefect UI omits a false switch. Case-specific forms (UPP
-hidden where the Performance Regulations do not apply; one field per action at a review) are built
-per case by the functions at the bottom, deterministically, so a replay rebuilds the same form.
+Choices are enums, never bools: one Prefect UI omits a false switch. An enum's values are what the
+UI shows, so they are sentences; the case record stores member names (or the models.enums code a
+name maps to), never these words. Titles carry no "(optional)": the UI adds "(Optional)" itself.
+Prefect 3.8.8's UI draws every plain string as a one-row textarea (only `enum`, `date`,
+`date-time` and `json-string` change the control), so one-line answers are enums or dates where
+the answer is one of a known set. Case-specific forms (UPP hidden where the Performance
+Regulations do not apply; one field per action at a review) are built per case by the functions
+at the bottom, deterministically, so a replay rebuilds the same form.
 """
 
 from __future__ import annotations
@@ -16,24 +21,12 @@ from prefect.input import RunInput
 from pydantic import BaseModel, Field, create_model
 from pydantic.json_schema import SkipJsonSchema
 
-from models.enums import ActionType, MeetingFormat
+from models.enums import ACTION_TYPE_LABELS, ActionType, MeetingFormat
 
 DECIDED_BY = Field(
     min_length=3, max_length=254, title="Your email address",
     description="Recorded in the audit log; must be the case's reviewer or a PSD decision-maker",
 )
-
-
-class WakeReason(StrEnum):
-    ACCOUNT_RECEIVED = "account_received"
-    NO_ACCOUNT = "no_account"
-    CASE_CHANGED = "case_changed"
-
-
-class Wake(RunInput):
-    """Sent by the portal and the sweep: the case record changed, read it again."""
-
-    reason: WakeReason
 
 
 class FactFindingChoice(StrEnum):
@@ -44,7 +37,7 @@ class FactFindingChoice(StrEnum):
 
 class FactFindingDecision(RunInput):
     choice: FactFindingChoice = Field(title="Fact-finding decision")
-    reasons: str = Field(default="", max_length=2000, title="Reasons (optional)")
+    reasons: str = Field(default="", max_length=2000, title="Reasons")
     decided_by: str = DECIDED_BY
 
 
@@ -55,7 +48,7 @@ class FactFindingOutcomeChoice(StrEnum):
 
 class FactFindingOutcome(RunInput):
     choice: FactFindingOutcomeChoice = Field(title="Outcome of fact-finding")
-    reasons: str = Field(default="", max_length=2000, title="Reasons (optional)")
+    reasons: str = Field(default="", max_length=2000, title="Reasons")
     decided_by: str = DECIDED_BY
 
 
@@ -118,8 +111,22 @@ class Agreement(StrEnum):
     NOT_AGREED = "The officer does not agree (comments recorded)"
 
 
+class ActionChoice(StrEnum):
+    """The action types as the form shows them; `action_type` maps back to the stored code."""
+
+    MANAGEMENT_MEETING = ACTION_TYPE_LABELS[ActionType.MANAGEMENT_MEETING]
+    SHADOWING_MENTORING = ACTION_TYPE_LABELS[ActionType.SHADOWING_MENTORING]
+    RESTORATIVE = ACTION_TYPE_LABELS[ActionType.RESTORATIVE]
+    TRAINING = ACTION_TYPE_LABELS[ActionType.TRAINING]
+    NO_FURTHER_ACTION = ACTION_TYPE_LABELS[ActionType.NO_FURTHER_ACTION]
+
+    @property
+    def action_type(self) -> ActionType:
+        return ActionType[self.name]
+
+
 class ReportAction(BaseModel):
-    type: ActionType = Field(title="Action type")
+    type: ActionChoice = Field(title="Action type")
     description: str = Field(min_length=3, max_length=1000, title="What will be done")
     owner: str = Field(min_length=2, max_length=200, title="Owner")
     due_on: date = Field(title="Due date")

@@ -15,9 +15,17 @@ from datetime import date
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
-from models import Account, AuditEvent, Case, Deadline, DiscussionInvitation, Officer, Report
+from models import (
+    Account,
+    ActionReview,
+    AuditEvent,
+    Case,
+    Deadline,
+    DiscussionInvitation,
+    Officer,
+    Report,
+)
 from models.enums import CaseState, DeadlineStatus, InvitationStatus
-from models.forms import WakeReason
 from rprp.db import session_scope
 from tasks.casework import Wait, close_externally, wait_for
 from tasks.intake import ReferralIn, create_case
@@ -64,11 +72,10 @@ async def start_flow(case_id: int) -> str | None:
         return None
 
 
-async def wake_after_account(case_id: int,
-                             reason: WakeReason = WakeReason.ACCOUNT_RECEIVED) -> bool:
+async def wake_after_account(case_id: int) -> bool:
     """Tell the case's run an account arrived; if that fails the sweep wakes it later."""
     try:
-        return await asyncio.wait_for(wake_case(case_id, reason), PREFECT_TIMEOUT)
+        return await asyncio.wait_for(wake_case(case_id), PREFECT_TIMEOUT)
     except Exception as exc:  # noqa: BLE001
         log.warning("case %s not woken: %s; flagged for the sweep", case_id,
                     type(exc).__name__)
@@ -82,7 +89,7 @@ async def wake_after_account(case_id: int,
 
 async def wake_after_decline(case_id: int) -> bool:
     """The officer declined to give an account: wake the run now, as when one arrives."""
-    return await wake_after_account(case_id, WakeReason.NO_ACCOUNT)
+    return await wake_after_account(case_id)
 
 
 # -- closing from outside the flow -------------------------------------------------------------
@@ -94,7 +101,7 @@ async def settle_flow_run(flow_run_id: str | None, message: str) -> str:
         return "not_started"
     try:
         woken = await asyncio.wait_for(
-            wake_flow_run(flow_run_id, WakeReason.CASE_CHANGED, attempts=3), PREFECT_TIMEOUT)
+            wake_flow_run(flow_run_id, attempts=3), PREFECT_TIMEOUT)
         if woken:
             return "woken"
         await asyncio.wait_for(stop_flow_run(flow_run_id, message), PREFECT_TIMEOUT)

@@ -8,9 +8,9 @@ from models import Case
 from models.enums import CaseState
 from rprp.db import session_scope
 from tasks import letters
-from tasks.casework import Wait, enter
+from tasks.casework import Wait, enter, record_rejection
 from tasks.people import NotAllowedToDecide, check_decider
-from tasks.records import audit, lock_case
+from tasks.records import lock_case
 from tasks.report import apply_action_review, open_actions, review_of
 
 
@@ -28,8 +28,12 @@ def review_wait(case_id: int, number: int, flow_run_id: str | None) -> tuple[Wai
         if flow_run_id:
             letters.action_review_due(session, case, review, flow_run_id)
         action_ids = [a.id for a in open_actions(session, case_id) if a.id is not None]
-        key = f"action-review-{number}-{case.rejected_inputs}"
-        return Wait(key, "action_review", f"Action-plan review {number}"), action_ids
+        return review_step(case, number), action_ids
+
+
+def review_step(case: Case, number: int) -> Wait:
+    return Wait(f"action-review-{number}-{case.rejected_inputs}", "action_review",
+                f"Action-plan review {number}")
 
 
 def record_review(case_id: int, number: int, answer: Any) -> bool:
@@ -39,10 +43,10 @@ def record_review(case_id: int, number: int, answer: Any) -> bool:
         try:
             decider = check_decider(case, answer.decided_by, reviewer_may=True, psd_may=True)
         except NotAllowedToDecide as exc:
+            wait = review_step(case, number)
             case.rejected_inputs += 1
             session.add(case)
-            audit(session, case, actor=str(answer.decided_by)[:254], action="decision_rejected",
-                  detail=str(exc))
+            record_rejection(session, case, wait, str(answer.decided_by), str(exc))
             return False
         all_closed = apply_action_review(session, case_id, number, answer, decider)
         if all_closed and case.state is CaseState.ACTIONS_MONITORING:

@@ -29,7 +29,7 @@ from models.forms import (
 )
 from rprp.db import session_scope
 from tasks import letters
-from tasks.deadlines import account_deadline, policy, set_working_day_target
+from tasks.deadlines import account_deadline, date_text, policy, set_working_day_target
 from tasks.discussion_invitation import (
     InvitationRejected,
     apply_discussion_answer,
@@ -50,6 +50,12 @@ class Wait:
     key: str
     kind: str
     title: str
+
+    @property
+    def step(self) -> str:
+        """The key without its trailing count of refused answers: the same across re-asks, so a
+        refusal is shown again only on the step it was given for."""
+        return self.key.rsplit("-", 1)[0]
 
 
 WAITS: dict[CaseState, tuple[str, str]] = {
@@ -153,20 +159,28 @@ def apply_answer(case_id: int, wait_key: str, answer: Any,
             case = lock_case(session, case_id)
             case.rejected_inputs += 1
             session.add(case)
-            audit(session, case, actor=str(getattr(answer, "decided_by", "unknown"))[:254],
-                  action="decision_rejected", detail=str(exc))
+            record_rejection(session, case, wait,
+                             str(getattr(answer, "decided_by", "unknown")), str(exc))
         return case.state
 
 
-def last_rejection(session: Session, case: Case) -> str:
-    """The refusal of the last answer, if nothing has been recorded since (an accepted
-    invitation at the same step, or a move to another step, makes it old news)."""
+REJECTED = "decision_rejected"
+
+
+def record_rejection(session: Session, case: Case, wait: Wait, actor: str, reason: str) -> None:
+    """The audit event of a refused answer names its step, so only that step shows it."""
+    audit(session, case, actor=actor[:254], action=f"{REJECTED}:{wait.step}", detail=reason)
+
+
+def last_rejection(session: Session, case: Case, wait: Wait) -> str:
+    """Why the last answer to this very step was refused, if nothing has been recorded since
+    (an accepted invitation at the same step, or a move to another step, makes it old news)."""
     event = session.exec(
         select(AuditEvent).where(AuditEvent.case_id == case.id,
                                  AuditEvent.action != "account_viewed")
         .order_by(AuditEvent.id.desc())  # type: ignore[union-attr]
     ).first()
-    if event is None or event.action != "decision_rejected" or not case.rejected_inputs:
+    if event is None or event.action != f"{REJECTED}:{wait.step}":
         return ""
     return event.detail
 
@@ -353,7 +367,7 @@ def mark_no_account(session: Session, case: Case, as_of: datetime) -> bool:
     session.add(deadline)
     case.account_deadline_missed = True
     transition(session, case, S.NO_ACCOUNT, actor="sweep", action="account_deadline_missed",
-               detail=f"deadline {deadline.due_at:%Y-%m-%d %H:%M} UTC")
+               detail=f"the deadline was {date_text(deadline.due_at)}")
     letters.missed_account_deadline(session, case, deadline)
     return True
 

@@ -12,7 +12,6 @@ from sqlmodel import select
 
 from models import ActionReview, Case, Deadline, Officer, Report, to_db
 from models.enums import TERMINAL_STATES, CaseState, DeadlineKind, DeadlineStatus
-from models.forms import WakeReason
 from rprp.db import session_scope
 from rprp.settings import get_settings
 from tasks import letters
@@ -210,8 +209,7 @@ async def wake_flagged(case_ids: list[int], report: SweepReport) -> None:
     with session_scope() as session:
         flagged = session.exec(select(Case.id).where(Case.wake_requested == True)).all()  # noqa: E712
     for case_id in dict.fromkeys([*case_ids, *flagged]):
-        reason = WakeReason.NO_ACCOUNT if case_id in case_ids else WakeReason.CASE_CHANGED
-        if await wake_case(int(case_id), reason, attempts=1):
+        if await wake_case(int(case_id), attempts=1):
             report.woken += 1
 
 

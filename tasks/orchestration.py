@@ -1,11 +1,12 @@
 """The few calls the case record makes to Prefect: start a case's run, wake it, stop it.
 
-Only ids and a reason ever cross: never the account, the discussion or monitoring data.
+Only ids ever cross: never the account, the discussion or monitoring data.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
@@ -17,14 +18,13 @@ from prefect.client.schemas.filters import (
     FlowRunFilterStateType,
     FlowRunFilterTags,
 )
-from prefect.client.schemas.objects import FlowRun, StateType
+from prefect.client.schemas.objects import FlowRun, State, StateType
 from prefect.deployments import arun_deployment
-from prefect.exceptions import ObjectNotFound
+from prefect.exceptions import NotPausedError, ObjectNotFound
 from prefect.flow_runs import aresume_flow_run
 from prefect.states import Cancelled, Scheduled
 
 from models import Case
-from models.forms import WakeReason
 from rprp.db import session_scope
 
 CASE_DEPLOYMENT = "rprp-case/rprp-case"
@@ -65,43 +65,65 @@ async def start_action_review_flow(case_id: int, review_number: int) -> str:
     return str(run.id)
 
 
-async def is_paused(flow_run_id: str) -> bool:
+async def _paused_state(flow_run_id: str) -> State | None:
     async with get_client() as client:
         try:
             run = await client.read_flow_run(UUID(flow_run_id))
         except ObjectNotFound:
-            return False
-    return bool(run.state and run.state.is_paused())
+            return None
+    return run.state if run.state and run.state.is_paused() else None
 
 
-async def wake_flow_run(flow_run_id: str, reason: WakeReason, attempts: int = 5,
-                        delay: float = 1.0) -> bool:
-    """Resume a run waiting for a Wake; False if it is not (yet) paused for one.
+async def is_paused(flow_run_id: str) -> bool:
+    return await _paused_state(flow_run_id) is not None
 
-    The run may still be between reading the case and suspending, so try a few times.
+
+async def wake_flow_run(flow_run_id: str, attempts: int = 5, delay: float = 1.0) -> bool:
+    """Resume a run suspended without a form (a wait for the officer or for a review), so it
+    reads the case again; False if it is not (yet) so suspended.
+
+    A run waiting for a person's form is never woken: that answer is theirs to give. The run may
+    still be between reading the case and suspending, so try a few times.
     """
     for attempt in range(attempts):
-        if await is_paused(flow_run_id):
-            try:
-                await aresume_flow_run(UUID(flow_run_id), run_input={"reason": reason.value})
-                return True
-            except Exception as exc:
-                if "schema not found" not in str(exc):  # paused for a person's form, not a Wake
-                    log.info("flow run %s not resumed with a wake: %s", flow_run_id,
-                             type(exc).__name__)
+        state = await _paused_state(flow_run_id)
+        if state is not None:
+            run_input: dict[str, str] | None = None
+            keyset = state.state_details.run_input_keyset
+            if keyset:
+                if not await _is_legacy_wake(flow_run_id, keyset["schema"]):
+                    log.info("flow run %s waits for a person's form: not woken", flow_run_id)
                     return False
-                # Paused a moment ago, its input schema not saved yet: try again shortly.
+                run_input = LEGACY_WAKE_INPUT
+            try:
+                await aresume_flow_run(UUID(flow_run_id), run_input=run_input)
+                return True
+            except (NotPausedError, RuntimeError) as exc:  # it moved on since we read it
+                log.info("flow run %s not woken yet: %s", flow_run_id, type(exc).__name__)
         if attempt + 1 < attempts:
             await asyncio.sleep(delay)
     return False
 
 
-async def wake_case(case_id: int, reason: WakeReason, attempts: int = 5) -> bool:
+# Runs suspended before internal waits had no form still wait for this one-field "Wake" form.
+LEGACY_WAKE_INPUT = {"reason": "case_changed"}
+
+
+async def _is_legacy_wake(flow_run_id: str, schema_key: str) -> bool:
+    async with get_client() as client:
+        try:
+            schema = await client.read_flow_run_input(UUID(flow_run_id), schema_key)
+        except ObjectNotFound:
+            return False
+    return json.loads(schema).get("title") == "Wake"
+
+
+async def wake_case(case_id: int, attempts: int = 5) -> bool:
     """Wake the case's run; if it cannot be woken now, flag the case for the sweep to retry."""
     with session_scope() as session:
         case = session.get(Case, case_id)
         flow_run_id = case.flow_run_id if case else None
-    woken = bool(flow_run_id) and await wake_flow_run(flow_run_id, reason, attempts)
+    woken = bool(flow_run_id) and await wake_flow_run(flow_run_id, attempts)
     with session_scope() as session:
         case = session.get(Case, case_id)
         if case is not None and case.wake_requested == woken:

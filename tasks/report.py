@@ -24,7 +24,7 @@ from models.forms import Agreement, ReviewOutcome
 from rprp.db import session_scope
 from tasks import letters
 from tasks.calendar import LONDON, england_and_wales
-from tasks.deadlines import set_deadline
+from tasks.deadlines import date_text, set_deadline
 from tasks.records import audit, lock_case, officer_of
 
 
@@ -93,9 +93,9 @@ def file_report(session: Session, case: Case, answer: Any, decider: str,
     )
     session.add(report)
     actions = [
-        Action(case_id=case.id, type=a.type, description=a.description, owner=a.owner,
+        Action(case_id=case.id, type=a.type.action_type, description=a.description, owner=a.owner,
                due_on=a.due_on,
-               status=ActionStatus.CLOSED if a.type is ActionType.NO_FURTHER_ACTION
+               status=ActionStatus.CLOSED if a.type.action_type is ActionType.NO_FURTHER_ACTION
                else ActionStatus.OPEN)
         for a in answer.actions
     ]
@@ -107,7 +107,8 @@ def file_report(session: Session, case: Case, answer: Any, decider: str,
     set_deadline(session, case, DeadlineKind.PDR, end_of_day(report.pdr_due_on), version, 1)
     session.flush()
     audit(session, case, actor=decider, action="report_filed",
-          detail=f"{len(actions)} actions; review {review_on}; PDR by {report.pdr_due_on}")
+          detail=f"{len(actions)} actions; first review by {date_text(review_on)}; "
+                 f"discussed at the PDR by {date_text(report.pdr_due_on)}")
     letters.report_filed(session, case, officer_of(session, case), report, actions, review_on)
     return report
 

@@ -23,7 +23,7 @@ from sqlmodel import select  # noqa: E402
 
 from models import Case, Deadline  # noqa: E402
 from models.enums import CaseState, DeadlineKind  # noqa: E402
-from models.forms import DiscussionChoice, WakeReason  # noqa: E402
+from models.forms import DiscussionChoice  # noqa: E402
 from rprp.db import create_schema, session_scope  # noqa: E402
 from rprp.settings import get_settings  # noqa: E402
 from tasks.calendar import england_and_wales  # noqa: E402
@@ -104,7 +104,7 @@ async def new_case(n: int, **overrides: Any) -> Case:
 async def give_account(case: Case) -> Case:
     assert case.id is not None
     record_account(case.id, case.notice_round, "Demo account: I was rushing to another call.")
-    await wake_case(case.id, WakeReason.ACCOUNT_RECEIVED)
+    await wake_case(case.id)
     return await wait_paused(case.id, S.FACT_FINDING_DECISION)
 
 
@@ -122,7 +122,7 @@ async def account_missed(n: int) -> Case:
             Deadline.case_id == case.id, Deadline.kind == DeadlineKind.ACCOUNT)).one().due_at
         assert mark_no_account(session, lock_case(session, case.id),
                                due.replace(tzinfo=UTC) + timedelta(hours=8))
-    await wake_case(case.id, WakeReason.NO_ACCOUNT)
+    await wake_case(case.id)
     return await wait_paused(case.id, S.FACT_FINDING_DECISION)
 
 

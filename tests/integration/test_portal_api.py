@@ -29,7 +29,6 @@ from models.forms import (
     DiscussionOutcome,
     FactFindingChoice,
     FactFindingDecision,
-    WakeReason,
 )
 from portal import account_code, actions
 from portal.app import create_app
@@ -73,14 +72,14 @@ class PrefectRecorder:
             session.add(case)
         return run_id
 
-    async def wake_case(self, case_id: int, reason: WakeReason, attempts: int = 5) -> bool:
-        self.calls.append(("wake_case", (case_id, reason)))
+    async def wake_case(self, case_id: int, attempts: int = 5) -> bool:
+        self.calls.append(("wake_case", (case_id,)))
         self._check()
         return True
 
-    async def wake_flow_run(self, flow_run_id: str, reason: WakeReason, attempts: int = 5,
+    async def wake_flow_run(self, flow_run_id: str, attempts: int = 5,
                             delay: float = 1.0) -> bool:
-        self.calls.append(("wake_flow_run", (flow_run_id, reason)))
+        self.calls.append(("wake_flow_run", (flow_run_id,)))
         self._check()
         return self.wakeable
 
@@ -447,7 +446,7 @@ def test_officer_left_discontinues_the_case_and_ends_its_run(client, prefect) ->
     assert response.status_code == 200, response.text
     assert response.json()["state"] == "discontinued"
     assert response.json()["flow_run"] == "woken"
-    assert ("wake_flow_run", (created["flow_run_id"], WakeReason.CASE_CHANGED)) in prefect.calls
+    assert ("wake_flow_run", (created["flow_run_id"],)) in prefect.calls
     with session_scope() as session:
         case = session.get(Case, case_id)
         assert case is not None
@@ -463,7 +462,7 @@ def test_officer_left_discontinues_the_case_and_ends_its_run(client, prefect) ->
 
 def test_a_run_waiting_for_a_form_is_stopped_when_the_case_closes(client, prefect) -> None:
     created = refer(client)
-    prefect.wakeable = False  # paused for a person's form: a Wake does not fit it
+    prefect.wakeable = False  # paused for a person's form: it is not woken
     response = client.post(f"/api/cases/{created['case_id']}/cancel",
                            json={"reason": "Withdrawn by the appropriate authority"},
                            auth=PSD_AUTH)
@@ -549,7 +548,7 @@ def test_a_valid_link_shows_the_notice_and_takes_the_account(client, prefect, se
     [account] = accounts_of(served_case)
     assert marker in account.text and account.late is False
     assert actions.load_case(served_case).state is S.ACCOUNT_RECEIVED
-    assert prefect.calls[-1] == ("wake_case", (served_case, WakeReason.ACCOUNT_RECEIVED))
+    assert prefect.calls[-1] == ("wake_case", (served_case,))
     assert all(marker not in repr(args) for _, args in prefect.calls)  # nothing to Prefect
     assert all(marker not in record.getMessage() for record in caplog.records)  # nor logged
 

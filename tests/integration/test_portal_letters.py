@@ -14,7 +14,7 @@ from sqlmodel import select
 
 from models import Deadline, Report
 from models.enums import CaseState, DeadlineKind, DeadlineStatus
-from models.forms import ComplaintReportForm, DiscussionOutcome, WakeReason
+from models.forms import ComplaintReportForm, DiscussionOutcome
 from portal import account_code, actions
 from rprp.db import session_scope
 from tasks.casework import advance, apply_answer
@@ -74,7 +74,7 @@ def test_the_officer_may_decline_after_confirming(client, prefect) -> None:  # n
     assert done.status_code == 303 and done.headers["location"] == f"/account/{token}/declined"
     assert "You declined to give an account" in client.get(done.headers["location"]).text
     assert actions.load_case(case_id).state is S.NO_ACCOUNT
-    assert prefect.calls[-1] == ("wake_case", (case_id, WakeReason.NO_ACCOUNT))
+    assert prefect.calls[-1] == ("wake_case", (case_id,))
     assert audit_actions(case_id).count("account_declined") == 1
     assert sorted(r.recipient for r in outbox(case_id) if r.kind == "account_declined") == [
         "psd@force.example", REVIEWER]

@@ -13,7 +13,6 @@ from sqlmodel import select
 
 from models import AuditEvent, Case, Outbox
 from models.enums import CaseState
-from models.forms import WakeReason
 from rprp.db import session_scope
 from tasks.casework import record_account
 from tasks.intake import ReferralIn, create_case
@@ -118,7 +117,7 @@ async def give_account(case_id: int, text: str) -> None:
     case = case_row(case_id)
     _, wake = record_account(case_id, case.notice_round, text)
     if wake:
-        await wake_case(case_id, WakeReason.ACCOUNT_RECEIVED)
+        await wake_case(case_id)
 
 
 def outbox(case_id: int) -> list[Outbox]:
@@ -139,7 +138,7 @@ def report_answer(**overrides: Any) -> dict[str, Any]:
     answer = {
         "issue_summary": "Discourteous manner during a stop on the high street.",
         "discussion_summary": "We discussed the stop, the officer's workload and welfare.",
-        "actions": [{"type": "training_learning_plan_or_pdr_entry",
+        "actions": [{"type": "Training, a learning plan or a PDR entry",
                      "description": "Complete the communication skills module",
                      "owner": "PC Officer", "due_on": (today + timedelta(days=30)).isoformat()}],
         "officer_lessons": "Explain the reason for a stop at the start.",
