@@ -119,6 +119,10 @@ class Rank(StrEnum):
     CHIEF_CONSTABLE = "chief_constable"
 
     @property
+    def label(self) -> str:
+        return _words(self.value)
+
+    @property
     def above_chief_superintendent(self) -> bool:
         return RANK_ORDER.index(self) > RANK_ORDER.index(Rank.CHIEF_SUPERINTENDENT)
 

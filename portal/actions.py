@@ -2,7 +2,7 @@
 
 The case DB is written first and always; Prefect is told afterwards, best effort. If Prefect is
 unreachable the referral is kept, the case page offers "Start", and the sweep retries wakes.
-Only ids and reasons ever go to Prefect: never the account or monitoring data.
+Only ids ever go to Prefect: never the account or monitoring data.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date
 
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from models import (
     Account,
@@ -157,6 +157,7 @@ class CaseFile:
     wait: Wait | None
     invitations: list[DiscussionInvitation] = field(default_factory=list)
     report: Report | None = None
+    open_review: ActionReview | None = None
 
     @property
     def current_invitation(self) -> DiscussionInvitation | None:
@@ -174,6 +175,11 @@ class CaseFile:
     @property
     def flow_run_url(self) -> str:
         return flow_run_link(self.case.flow_run_id)
+
+    @property
+    def review_run_url(self) -> str:
+        """Where the open action-plan review is decided: its own run, not the case's."""
+        return flow_run_link(self.open_review.flow_run_id) if self.open_review else ""
 
     @property
     def next_deadline(self) -> Deadline | None:
@@ -205,7 +211,18 @@ def case_file(case_id: int) -> CaseFile | None:
             session.expunge(report)
             report.discussion_summary = ""  # confidential: the page never shows it
         return CaseFile(case, officer, deadlines, accounts, events, wait_for(case), invitations,
-                        report)
+                        report, _open_review(session, case))
+
+
+def _open_review(session: Session, case: Case) -> ActionReview | None:
+    """The action-plan review the case waits for, once its run has started."""
+    if case.state is not CaseState.ACTIONS_MONITORING:
+        return None
+    return session.exec(select(ActionReview).where(
+        ActionReview.case_id == case.id,
+        ActionReview.completed_at.is_(None),  # type: ignore[union-attr]
+        ActionReview.flow_run_id.is_not(None))  # type: ignore[union-attr]
+        .order_by(ActionReview.number.desc())).first()  # type: ignore[attr-defined]
 
 
 @dataclass

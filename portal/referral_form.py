@@ -20,24 +20,8 @@ from tasks.intake import ReferralIn
 
 YES_NO = (("yes", "Yes"), ("no", "No"))
 
-ROUTES = {
-    Route.SEVERITY_ASSESSMENT: "Severity assessment: neither misconduct nor gross misconduct "
-                               "(reg 14)",
-    Route.DURING_INVESTIGATION: "During an investigation: severity assessment revised "
-                                "(reg 21(4))",
-    Route.REG_23_5_A_NO_CASE_TO_ANSWER: "End of investigation: practice requiring improvement "
-                                        "(reg 23(5)(a))",
-    Route.SCH3_PARA_24_6: "Complaint or recordable conduct matter investigated under Schedule 3 "
-                          "(para 24(6))",
-    Route.REG_42_1_B_PANEL_DIRECTION: "Direction by misconduct proceedings (reg 42(1)(b))",
-    Route.LINE_MANAGEMENT_CONCERN: "Concern raised by a line manager",
-}
-ORIGINS = {
-    Origin.CONDUCT_MATTER: "Conduct matter",
-    Origin.PUBLIC_COMPLAINT: "Public complaint",
-    Origin.RECORDABLE_CONDUCT_MATTER: "Recordable conduct matter",
-    Origin.INTERNAL: "Internal (line management)",
-}
+ROUTES = {route: route.label for route in Route}
+ORIGINS = {origin: origin.label for origin in Origin}
 BASES = {
     ReviewerBasis.LINE_MANAGER: "The officer's line manager",
     ReviewerBasis.SENIOR_OFFICER: "Another officer senior to the officer",

@@ -14,6 +14,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.datastructures import FormData
 from starlette.responses import Response
 
+from models.labels import audit_action_label, deadline_label, label
 from tasks.discussion_invitation import meeting_text
 
 HERE = Path(__file__).resolve().parent
@@ -58,17 +59,10 @@ def iso_utc(value: datetime | None) -> str | None:
     return _aware(value).astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def label(value: Any) -> str:
-    """Enum or snake_case value as words for people."""
-    text = getattr(value, "value", value)
-    if text is None:
-        return ""
-    return str(text).replace("_", " ").capitalize()
-
-
 templates.env.filters.update(long_date=long_date, short_date=short_date,
                              london_time=london_time, iso_utc=iso_utc, label=label,
-                             meeting_text=meeting_text)
+                             meeting_text=meeting_text, deadline_label=deadline_label,
+                             audit_action=audit_action_label)
 
 
 def csrf_token(request: Request) -> str:

@@ -1,11 +1,13 @@
 """The markdown shown above a Resume form: enough to decide, nothing confidential.
 
 No account text, no discussion notes, no protected characteristics: only facts of the referral,
-the timeline and a link to the case page, where the full record sits behind a login.
+the timeline and a link to the case page, where the full record sits behind a login. Everything a
+person typed is shown as text (`plain`): no link, heading or HTML can be slipped into the form.
 """
 
 from __future__ import annotations
 
+import html
 import re
 
 from sqlmodel import Session, select
@@ -42,6 +44,18 @@ GUIDANCE: dict[str, str] = {
 }
 
 
+# The ASCII punctuation Markdown (CommonMark and GFM) gives a meaning to, including ":" "/" "@"
+# ".", which GFM's bare-link detection needs ("http://x", "www.x", "a@b.c"). "&", "<" and ">"
+# become entities instead, which Markdown shows as the characters themselves.
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|~:/@=\"'$%^,?])")
+
+
+def plain(text: str) -> str:
+    """`text` exactly as typed, on one line, as Markdown that renders to that text only."""
+    one_line = " ".join(str(text).split())
+    return _MARKDOWN.sub(r"\\\1", html.escape(one_line, quote=False))
+
+
 def describe(case_id: int, wait: Wait) -> str:
     with session_scope() as session:
         case = session.get(Case, case_id)
@@ -51,7 +65,7 @@ def describe(case_id: int, wait: Wait) -> str:
         deadlines = session.exec(select(Deadline).where(Deadline.case_id == case.id,
                                                         Deadline.status == DeadlineStatus.OPEN)
                                  ).all()
-        rejection = last_rejection(session, case)
+        rejection = last_rejection(session, case, wait)
         if accounts:
             latest = accounts[-1]
             account = f"received {date_text(latest.received_at)}" + (" (late)" if latest.late
@@ -65,17 +79,17 @@ def describe(case_id: int, wait: Wait) -> str:
             "",
             GUIDANCE.get(wait.kind, ""),
             "",
-            f"- **Officer:** {officer.rank.value.replace('_', ' ').title()} {officer.name} "
-            f"({officer.collar_number}){' — probationer' if officer.probationer else ''}",
-            f"- **Reviewer:** {case.reviewer_name} ({case.reviewer_email})",
-            f"- **Route / origin:** {case.route.value.replace('_', ' ')} / "
-            f"{case.origin.value.replace('_', ' ')}",
-            f"- **Allegation category:** {case.allegation_category}",
-            f"- **Reason for RPRP:** {case.rprp_reason}",
-            f"- **Summary:** {case.public_summary}",
+            f"- **Officer:** {officer.rank.label} {plain(officer.name)} "
+            f"({plain(officer.collar_number)}){' — probationer' if officer.probationer else ''}",
+            f"- **Reviewer:** {plain(case.reviewer_name)} ({plain(case.reviewer_email)})",
+            f"- **Route:** {case.route.label}",
+            f"- **Origin:** {case.origin.label}",
+            f"- **Allegation category:** {plain(case.allegation_category)}",
+            f"- **Reason for RPRP:** {plain(case.rprp_reason)}",
+            f"- **Summary:** {plain(case.public_summary)}",
             f"- **Account:** {account}",
         ]
-        lines += [f"- **Due ({d.kind.value.replace('_', ' ')}):** {date_text(d.due_at)}"
+        lines += [f"- **Due ({d.kind.label.lower()}):** {date_text(d.due_at)}"
                   for d in deadlines]
         if wait.kind == "discussion_outcome":
             lines += invitation_lines(session, case)
@@ -85,7 +99,7 @@ def describe(case_id: int, wait: Wait) -> str:
                   "Type your email address in *Your email address*: only the case's reviewer "
                   "or a PSD decision-maker may decide."]
         if rejection:
-            lines += ["", f"> **The previous submission was not accepted:** {rejection}"]
+            lines += ["", f"> **The previous submission was not accepted:** {plain(rejection)}"]
         return "\n".join(lines)
 
 
@@ -94,14 +108,10 @@ def invitation_lines(session: Session, case: Case) -> list[str]:
     invitation = current_invitation(session, case)
     if invitation is None:
         return ["- **Invitation:** not sent yet"]
-    lines = [f"- **Invitation:** {_markdown_text(describe_invitation(invitation))}, sent to the "
+    lines = [f"- **Invitation:** {plain(describe_invitation(invitation))}, sent to the "
              "officer"]
     if invitation.beyond_target and invitation.target_due_at is not None:
         lines.append(f"- **Warning:** the meeting is after the force's target for the "
                      f"discussion, {date_text(invitation.target_due_at)}")
     return lines
 
-
-def _markdown_text(text: str) -> str:
-    """What a person typed (the place), shown literally in the markdown description."""
-    return re.sub(r"([\\`*_{}\[\]()#+\-.!|<>~])", r"\\\1", text)

@@ -59,7 +59,7 @@ class Wait:
 
 
 WAITS: dict[CaseState, tuple[str, str]] = {
-    S.AWAITING_ACCOUNT: ("wake", "Waiting for the officer's account"),
+    S.AWAITING_ACCOUNT: ("wake", "The officer's account"),
     S.FACT_FINDING_DECISION: ("fact_finding_decision", "Fact-finding decision"),
     S.FACT_FINDING: ("fact_finding_outcome", "Outcome of fact-finding"),
     S.REFERRED_BACK: ("authority_decision", "Appropriate authority decision after referral back"),
@@ -68,7 +68,7 @@ WAITS: dict[CaseState, tuple[str, str]] = {
                               "the outcome"),
     S.DISCUSSION_HELD: ("report", "Reflective Review Development Report"),
     S.NON_ENGAGEMENT_REVIEW: ("non_engagement", "Decision on non-engagement"),
-    S.ACTIONS_MONITORING: ("wake", "Action plan under review"),
+    S.ACTIONS_MONITORING: ("wake", "The action-plan review"),
 }
 
 # Which waits a person answers, and who may: (reviewer may, PSD may).
@@ -246,7 +246,7 @@ def _discussion_outcome(session: Session, case: Case, answer: Any, decider: str,
         S.NON_ENGAGEMENT_REVIEW)
     enter(session, case, target, actor=decider,
           action=f"discussion_outcome:{answer.choice.name}",
-          detail=f"on {answer.held_on}" if answer.held_on else "", now=now)
+          detail=f"on {date_text(answer.held_on)}" if answer.held_on else "", now=now)
 
 
 def _non_engagement(session: Session, case: Case, answer: Any, decider: str,

@@ -214,5 +214,5 @@ def create_case(session: Session, referral: ReferralIn, *, actor: str,
     assert case.id is not None
     session.add(MonitoringRecord(case_id=case.id, **referral.monitoring.model_dump()))
     audit(session, case, actor=actor, action="referral_received",
-          detail=f"route={case.route.value} origin={case.origin.value}")
+          detail=f"{case.route.label}; {case.origin.label.lower()}")
     return case, True

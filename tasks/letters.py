@@ -222,7 +222,7 @@ def report_filed(session: Session, case: Case, officer: Officer, report: Report,
           review_period_weeks=report.review_period_weeks,
           agreed_on_text=date_text(report.agreed_on), review_due_text=review_due,
           pdr_due_text=pdr_due,
-          actions=[{"type_label": ActionType(a.type).name.replace("_", " ").capitalize(),
+          actions=[{"type_label": ActionType(a.type).label,
                     "description": a.description, "owner": a.owner,
                     "due_text": date_text(a.due_on)} for a in actions])
     complainant_outcome(

@@ -10,7 +10,7 @@ from models import Case, Officer, as_utc
 from models.enums import CaseState, DeadlineKind
 from rprp.settings import get_settings
 from tasks import letters
-from tasks.deadlines import set_deadline, working_days_after
+from tasks.deadlines import date_text, set_deadline, working_days_after
 from tasks.links import account_link, account_token
 from tasks.records import transition
 
@@ -30,7 +30,6 @@ def serve_notice(session: Session, case: Case, officer: Officer,
     deadline = set_deadline(session, case, DeadlineKind.ACCOUNT, due_at, version,
                             round=case.notice_round)
     transition(session, case, CaseState.AWAITING_ACCOUNT, actor="system", action="notice_served",
-               detail=f"round {case.notice_round}; account due {deadline.due_at:%Y-%m-%d} "
-                      f"(calendar {version})")
+               detail=f"notice {case.notice_round}; account due by {date_text(deadline.due_at)}")
     letters.officer_notice(session, case, officer, deadline, notice_link(case, deadline.due_at))
     letters.start_complainant_updates(session, case, served_at)
