@@ -66,6 +66,9 @@ def field_errors(errors: Iterable[Mapping[str, Any]],
             else:
                 if isinstance(given, str) and not given.strip() and nouns and path in nouns:
                     message = f"Enter {nouns[path]}"  # a blank email, not a malformed one
+                elif nouns and path in nouns:
+                    # "Enter an email address ..." three times in a summary says not whose.
+                    message = message.replace("an email address", nouns[path], 1)
         else:
             message = friendly(kind, path, error.get("ctx") or {}, given,
                                (nouns or {}).get(path, ""), message)

@@ -82,7 +82,7 @@ async def test_psd_refers_a_matter_through_the_form(new_page, stack) -> None:  #
         "#officer-name": "Alex Browser",
         "#officer-email": "alex.browser.force.example",  # a mistake: no @
         "#reviewer-name": "Sgt Sam Reviewer",
-        "#reviewer-email": REVIEWER_EMAIL,
+        "#reviewer-email": "sgt.reviewer@",  # a mistake: no domain
     })
     for selector, value in fields.items():
         await page.fill(selector, value)
@@ -99,7 +99,8 @@ async def test_psd_refers_a_matter_through_the_form(new_page, stack) -> None:  #
     await expect(summary.get_by_role("link")).to_have_text([
         "The date of the referral must be a real date",
         "Enter the public summary",
-        re.compile("^Enter an email address in the correct format"),
+        re.compile("^Enter the officer's email address in the correct format"),
+        re.compile("^Enter the reviewer's email address in the correct format"),
     ])
     await expect(page.locator("#referred-on-error")).to_contain_text("must be a real date")
     await expect(page.locator("#public-summary-error")).to_contain_text("Enter the public summary")
@@ -112,6 +113,7 @@ async def test_psd_refers_a_matter_through_the_form(new_page, stack) -> None:  #
     await expect(page.locator("#public-summary")).to_be_focused()
     await page.keyboard.type("An officer spoke discourteously to a member of the public.")
     await page.fill("#officer-email", "alex.browser@force.example")
+    await page.fill("#reviewer-email", REVIEWER_EMAIL)
     await page.fill("#referred-on-day", str((today - timedelta(days=1)).day))
     await page.fill("#referred-on-month", str((today - timedelta(days=1)).month))
     await page.fill("#referred-on-year", str((today - timedelta(days=1)).year))
