@@ -10,11 +10,14 @@ from prefect import flow, get_run_logger
 from prefect.flow_runs import suspend_flow_run
 from prefect.runtime import flow_run
 
+from flows.run_logs import log_suspensions_as_info
 from models.forms import action_review_form
 from tasks.action_reviews import record_review, review_wait
 from tasks.briefing import describe
 from tasks.notify import deliver_pending
 from tasks.orchestration import wake_case
+
+log_suspensions_as_info()
 
 
 @flow(name="rprp-action-review", log_prints=False, persist_result=False)

@@ -17,6 +17,7 @@ from prefect.input import RunInput, keyset_from_base_key
 from prefect.input.actions import adelete_flow_run_input
 from prefect.runtime import flow_run
 
+from flows.run_logs import log_suspensions_as_info
 from models import Case
 from models.enums import CaseState
 from models.forms import (
@@ -37,6 +38,7 @@ from tasks.notify import deliver_pending
 from tasks.records import officer_of
 
 STEP = {"cache_policy": NO_CACHE, "persist_result": False}
+log_suspensions_as_info()
 
 
 @task(name="advance-case", **STEP)
