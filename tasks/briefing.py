@@ -47,7 +47,7 @@ GUIDANCE: dict[str, str] = {
 # The ASCII punctuation Markdown (CommonMark and GFM) gives a meaning to, including ":" "/" "@"
 # ".", which GFM's bare-link detection needs ("http://x", "www.x", "a@b.c"). "&", "<" and ">"
 # become entities instead, which Markdown shows as the characters themselves.
-_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|~:/@=\"'$%^,?])")
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|~:/@=])")
 
 
 def plain(text: str) -> str:
