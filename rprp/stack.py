@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import IO
 
 from rprp.mailsink import MailSink
+from rprp.running import RunningStack, remove_state, write_state
 from rprp.settings import PROJECT_ROOT, Settings
 
 LOOPBACK = "127.0.0.1"
@@ -245,6 +246,7 @@ class Stack:
         self.services: list[Service] = []  # started, in order
         self.mail_sink: MailSink | None = None
         self._lock: IO[str] | None = None
+        self._wrote_state = False  # <data dir>/stack.json: how other commands find this stack
         self.use_mail_sink = not settings.smtp_host
 
     # where things are
@@ -336,6 +338,11 @@ class Stack:
             self.say(f"Starting the portal on {self.portal_url} ...")
             self._launch(portal)
             portal.wait_ready(self.options.ready_timeout, self.stop_event)
+        env = self.child_env()
+        write_state(self.data_dir, RunningStack(
+            pid=os.getpid(), prefect_api_url=self.api_url,
+            prefect_ui_url=env["RPRP_PREFECT_UI_URL"], portal_url=env["RPRP_PORTAL_URL"]))
+        self._wrote_state = True
 
     def _take_lock(self) -> None:
         path = self.data_dir / "rprp-up.lock"
@@ -477,6 +484,9 @@ class Stack:
             self.say("Stopping the SMTP sink ...")
             self.mail_sink.stop()
             self.mail_sink = None
+        if self._wrote_state:
+            remove_state(self.data_dir, os.getpid())
+            self._wrote_state = False
         if self._lock is not None:
             self._lock.close()
             self._lock = None

@@ -5,13 +5,15 @@ Each case is left paused at a decision a manager or PSD can take by hand in the 
 
 from __future__ import annotations
 
-import os
+from rprp.running import use_running_stack
 
-# Point at the local stack before Prefect reads its settings; an operator's profile wins.
-os.environ.setdefault("PREFECT_API_URL", "http://127.0.0.1:4200/api")
+# Find a running `rprp up` before Prefect reads its settings; PREFECT_API_URL wins. The links
+# printed below are then the stack's own, whatever ports it runs on.
+use_running_stack()
 
 import argparse  # noqa: E402
 import asyncio  # noqa: E402
+import sys  # noqa: E402
 import time  # noqa: E402
 from datetime import UTC, date, datetime, timedelta  # noqa: E402
 from typing import Any  # noqa: E402
@@ -19,12 +21,14 @@ from uuid import UUID  # noqa: E402
 
 from prefect.client.orchestration import get_client  # noqa: E402
 from prefect.flow_runs import aresume_flow_run  # noqa: E402
+from prefect.settings import PREFECT_API_URL  # noqa: E402
 from sqlmodel import select  # noqa: E402
 
 from models import Case, Deadline  # noqa: E402
 from models.enums import CaseState, DeadlineKind  # noqa: E402
 from models.forms import DiscussionChoice  # noqa: E402
 from rprp.db import create_schema, session_scope  # noqa: E402
+from rprp.running import prefect_problem  # noqa: E402
 from rprp.settings import get_settings  # noqa: E402
 from tasks.calendar import england_and_wales  # noqa: E402
 from tasks.casework import mark_no_account, record_account  # noqa: E402
@@ -162,7 +166,7 @@ async def main() -> int:
     create_schema()
     ensure_demo_users()
     print("\n".join(demo_sign_ins_text()) + "\n")
-    print(f"Prefect API: {os.environ.get('PREFECT_API_URL', '(from your Prefect profile)')}")
+    print(f"Prefect API: {PREFECT_API_URL.value()}")
     print(f"Decide as reviewer with: {REVIEWER}; as PSD with: "
           f"{sorted(get_settings().decision_makers)[0]}\n")
     cases = await asyncio.gather(*(path(n) for n, path in enumerate(PATHS.values(), 1)))
@@ -180,4 +184,8 @@ async def main() -> int:
 def run(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="rprp demo", description=__doc__)
     parser.parse_args(argv)
+    problem = prefect_problem("rprp demo", PREFECT_API_URL.value())
+    if problem:
+        print(problem, file=sys.stderr)
+        return 1
     return asyncio.run(main())

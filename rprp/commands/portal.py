@@ -40,9 +40,13 @@ def run(argv: list[str]) -> int:
     parser.add_argument("--reload", action="store_true", help="reload on code changes (dev)")
     args = parser.parse_args(argv)
 
-    # Talk to the local stack's Prefect server unless told otherwise; never start a temporary
-    # in-process server from the portal.
-    os.environ.setdefault("PREFECT_API_URL", "http://127.0.0.1:4200/api")
+    # Talk to the running `rprp up`'s Prefect server unless told otherwise; never start a
+    # temporary in-process server from the portal.
+    from rprp.running import read_state
+
+    running = read_state()
+    os.environ.setdefault("PREFECT_API_URL", running.prefect_api_url if running
+                          else "http://127.0.0.1:4200/api")
 
     import uvicorn
 

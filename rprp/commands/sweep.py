@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-import os
+from rprp.running import use_running_stack
 
-# Point at the local stack before Prefect reads its settings; an operator's profile wins.
-os.environ.setdefault("PREFECT_API_URL", "http://127.0.0.1:4200/api")
+# Find a running `rprp up` before Prefect reads its settings; PREFECT_API_URL wins.
+use_running_stack()
 
 import argparse  # noqa: E402
 import asyncio  # noqa: E402
 import json  # noqa: E402
 import sys  # noqa: E402
 
+from prefect.settings import PREFECT_API_URL  # noqa: E402
+
 from flows.sweep import rprp_sweep  # noqa: E402
+from rprp.running import prefect_problem  # noqa: E402
 from tasks.calendar import parse_instant  # noqa: E402
 
 
@@ -25,6 +28,10 @@ def run(argv: list[str]) -> int:
     except ValueError as exc:
         print(f"rprp sweep: {exc}", file=sys.stderr)
         return 2
+    problem = prefect_problem("rprp sweep", PREFECT_API_URL.value())
+    if problem:
+        print(problem, file=sys.stderr)
+        return 1
     summary = asyncio.run(rprp_sweep(as_of=as_of))
     print(json.dumps(summary, indent=2, default=str))
     return 0

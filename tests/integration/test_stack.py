@@ -4,6 +4,7 @@ PostgreSQL when RPRP_TEST_DATABASE_URL is set, as a force would run them."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -118,11 +119,17 @@ DEMO_PATHS = {  # rprp demo's paths, and where each leaves its case waiting for 
 DEMO_LINE = re.compile(r"^(RPRP-(\d{6}))\s+(.+?)\s+now (\S+)$", re.M)
 
 
+def rprp(env: dict[str, str], *args: str, timeout: float = DEMO_TIMEOUT
+         ) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "rprp.cli", *args], cwd=ROOT, env=env,
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                          timeout=timeout, check=False)
+
+
 def run_demo(env: dict[str, str], prefect: str, portal_port: int) -> dict[int, str]:
-    """`rprp demo` in a second terminal; returns {case id: state} as it printed them."""
-    demo_env = {**env, "PREFECT_API_URL": f"{prefect}/api", "RPRP_PREFECT_UI_URL": prefect,
-                "RPRP_PORTAL_PORT": str(portal_port)}
-    done = subprocess.run([sys.executable, "-m", "rprp.cli", "demo"], cwd=ROOT, env=demo_env,
+    """`rprp demo` in a second terminal, told nothing about the stack's ports (it finds them in
+    the data dir); returns {case id: state} as it printed them."""
+    done = subprocess.run([sys.executable, "-m", "rprp.cli", "demo"], cwd=ROOT, env=env,
                           stdin=subprocess.DEVNULL, capture_output=True, text=True,
                           timeout=DEMO_TIMEOUT, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -185,8 +192,18 @@ def test_rprp_up_starts_everything_and_ctrl_c_stops_it(tmp_path: Path,
         # `rprp demo` against it: four cases, each in the portal and paused in Prefect.
         cases = run_demo(env, prefect, portal_port)
         seen_in_both(prefect, portal, cases)
+        # `rprp sweep` finds the running stack by itself too.
+        swept = rprp(env, "sweep")
+        assert swept.returncode == 0, swept.stdout + swept.stderr
+        assert isinstance(json.loads(swept.stdout), dict), swept.stdout
 
         children = ctrl_c(process, out, data_dir)
+        assert not (data_dir / "stack.json").exists(), "a stopped stack leaves no state file"
+        # With no stack and no PREFECT_API_URL: one line saying what to set, not a traceback.
+        refused = rprp(env, "sweep", timeout=120)
+        assert refused.returncode == 1 and refused.stdout == ""
+        assert refused.stderr.count("\n") == 1 and "PREFECT_API_URL" in refused.stderr, (
+            refused.stderr)
         assert len(children) >= 3, "server, worker and portal run as children"
         for port in (prefect_port, portal_port, smtp_port):
             assert port_is_free(port), f"port {port} still in use after Ctrl-C"
