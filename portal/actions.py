@@ -28,6 +28,7 @@ from models import (
 from models.enums import CaseState, DeadlineStatus, InvitationStatus
 from rprp.db import session_scope
 from tasks.casework import Wait, close_externally, wait_for
+from tasks.deadlines import date_text
 from tasks.intake import ReferralIn, create_case
 from tasks.links import flow_run_link
 from tasks.orchestration import start_case_flow, stop_flow_run, wake_case, wake_flow_run
@@ -125,7 +126,7 @@ def _close(case_id: int, to_state: CaseState, *, actor: str, reason: str,
 
 async def officer_left(case_id: int, left_on: date, *, actor: str) -> tuple[Case, str]:
     case = _close(case_id, CaseState.DISCONTINUED, actor=actor, left_on=left_on,
-                  reason=f"Officer left the force on {left_on.isoformat()}")
+                  reason=f"Officer left the force on {date_text(left_on)}")
     return case, await settle_flow_run(case.flow_run_id,
                                        "Case discontinued: the officer left the force")
 
