@@ -111,9 +111,9 @@ class Agreement(StrEnum):
     NOT_AGREED = "The officer does not agree (comments recorded)"
 
 
+# The action types as the form shows them; `action_type` maps back to the stored code. (No
+# docstring: the UI would show it under the field as if it were guidance.)
 class ActionChoice(StrEnum):
-    """The action types as the form shows them; `action_type` maps back to the stored code."""
-
     MANAGEMENT_MEETING = ACTION_TYPE_LABELS[ActionType.MANAGEMENT_MEETING]
     SHADOWING_MENTORING = ACTION_TYPE_LABELS[ActionType.SHADOWING_MENTORING]
     RESTORATIVE = ACTION_TYPE_LABELS[ActionType.RESTORATIVE]

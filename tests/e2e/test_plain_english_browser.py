@@ -96,6 +96,9 @@ async def test_the_report_form_reads_in_plain_english_and_shows_typed_text_as_te
     ).locator(".p-select-button__control").first
     await control.focus()
     await page.keyboard.press("ArrowDown")
+    await expect(page.get_by_role("option", name="Management meeting or mediation",
+                                  exact=True)).to_be_visible()
+    await expect(modal).not_to_contain_text("maps back to the stored code")
     options = await page.get_by_role("option").all_inner_texts()
     assert "Management meeting or mediation" in [o.strip() for o in options], options
     assert "Training, a learning plan or a PDR entry" in [o.strip() for o in options], options

@@ -130,7 +130,7 @@ async def test_psd_refers_a_matter_through_the_form(new_page, stack) -> None:  #
     await paused_in(case_id, S.AWAITING_ACCOUNT)
     await page.reload()
     await expect(page.locator("#case-state")).to_contain_text("Awaiting account")
-    await expect(page.locator("#deadlines")).to_contain_text("Account")
+    await expect(page.locator("#deadlines")).to_contain_text("The officer's account")
 
 
 async def test_officer_gives_an_account_from_the_emailed_link(new_page, portal, stack,  # type: ignore[no-untyped-def]
