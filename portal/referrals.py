@@ -12,6 +12,7 @@ from portal import actions
 from portal.auth import ApiPsd, ApiUser, PsdUser, require_case
 from portal.referral_form import COMPLAINANT_FIELDS, FormState, parse
 from portal.web import check_csrf, flash, iso_utc, render
+from tasks.action_reviews import review_step
 from tasks.discussion_invitation import meeting_text
 from tasks.intake import ReferralIn
 
@@ -65,7 +66,10 @@ def case_json(case_id: int) -> dict[str, Any]:
     if file is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"No case with id {case_id}")
     case = file.case
-    decision = file.pending_decision
+    decision, decision_url = file.pending_decision, file.flow_run_url
+    if decision is None and file.open_review is not None:
+        decision = review_step(case, file.open_review.number)
+        decision_url = file.review_run_url
     return {
         "case_id": case.id,
         "reference": case.reference,
@@ -77,7 +81,7 @@ def case_json(case_id: int) -> dict[str, Any]:
         "waiting_for": ({"kind": file.wait.kind, "title": file.wait.title}
                         if file.wait else None),
         "pending_decision": ({"title": decision.title, "key": decision.key,
-                              "kind": decision.kind, "prefect_url": file.flow_run_url or None}
+                              "kind": decision.kind, "prefect_url": decision_url or None}
                              if decision else None),
         "deadlines": [{"kind": d.kind.value, "round": d.round, "due_at": iso_utc(d.due_at),
                        "status": d.status.value, "calendar_version": d.calendar_version}

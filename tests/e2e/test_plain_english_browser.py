@@ -124,6 +124,10 @@ async def test_the_case_page_leads_to_the_action_plan_review(new_page, portal, p
     review_run_id = await eventually(review_run, 30, "the review's flow run id")
     case_run_id = case_row(case_id).flow_run_id or ""
     assert review_run_id != case_run_id
+    async with httpx.AsyncClient(base_url=portal, auth=PSD, timeout=60) as client:
+        body = (await client.get(f"/api/referrals/{case_id}")).json()
+    assert body["pending_decision"]["kind"] == "action_review"
+    assert body["pending_decision"]["prefect_url"].endswith(str(review_run_id))
 
     page: Page = await new_page()
     await _sign_in(page)
