@@ -94,7 +94,8 @@ def mail(case_id: int, kind: str) -> list[Outbox]:
 def audit_details(case_id: int, action: str) -> list[str]:
     with session_scope() as session:
         return [e.detail for e in session.exec(
-            select(AuditEvent).where(AuditEvent.case_id == case_id, AuditEvent.action == action)
+            select(AuditEvent).where(AuditEvent.case_id == case_id,
+                                     AuditEvent.action.startswith(action))  # type: ignore[attr-defined]
             .order_by(AuditEvent.id))]  # type: ignore[arg-type]
 
 
