@@ -9,11 +9,13 @@ from models.case import (
     Case,
     Deadline,
     Decision,
+    DecisionSubmission,
     DiscussionInvitation,
     MonitoringRecord,
     Officer,
     Outbox,
     Report,
+    SealedText,
     as_utc,
     to_db,
     utc_now,
@@ -21,6 +23,6 @@ from models.case import (
 
 __all__ = [
     "Account", "Action", "ActionReview", "ActionReviewNote", "AuditEvent", "Case", "Deadline",
-    "Decision", "DiscussionInvitation", "MonitoringRecord", "Officer", "Outbox", "Report",
-    "as_utc", "to_db", "utc_now",
+    "Decision", "DecisionSubmission", "DiscussionInvitation", "MonitoringRecord", "Officer",
+    "Outbox", "Report", "SealedText", "as_utc", "to_db", "utc_now",
 ]

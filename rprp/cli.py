@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 COMMANDS = {
@@ -22,6 +23,18 @@ def usage() -> str:
     return "\n".join(lines)
 
 
+def _prefect_credentials() -> None:
+    """Commands run beside `rprp up` present its Prefect server's credentials (data dir)."""
+    if os.environ.get("PREFECT_API_AUTH_STRING"):
+        return
+    from rprp.settings import get_settings
+    from rprp.stack import PREFECT_AUTH_FILE
+
+    key = get_settings().resolved_data_dir / PREFECT_AUTH_FILE
+    if key.exists():
+        os.environ["PREFECT_API_AUTH_STRING"] = key.read_text().strip()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in {"-h", "--help", "help"}:
@@ -31,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     if name not in COMMANDS:
         print(f"rprp: unknown command '{name}'\n\n{usage()}", file=sys.stderr)
         return 2
+    _prefect_credentials()
     module = importlib.import_module(f"rprp.commands.{name}")
     return int(module.run(rest) or 0)
 

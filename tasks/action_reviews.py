@@ -7,9 +7,9 @@ from typing import Any
 from models import Case
 from models.enums import CaseState
 from rprp.db import session_scope
-from tasks import letters
+from tasks import decisions, letters
 from tasks.casework import Wait, enter
-from tasks.people import NotAllowedToDecide, check_decider
+from tasks.people import NotAllowedToDecide, check_entitled
 from tasks.records import audit, lock_case
 from tasks.report import apply_action_review, open_actions, review_of
 
@@ -28,21 +28,26 @@ def review_wait(case_id: int, number: int, flow_run_id: str | None) -> tuple[Wai
         if flow_run_id:
             letters.action_review_due(session, case, review, flow_run_id)
         action_ids = [a.id for a in open_actions(session, case_id) if a.id is not None]
-        key = f"action-review-{number}-{case.rejected_inputs}"
-        return Wait(key, "action_review", f"Action-plan review {number}"), action_ids
+        return decisions.action_review_wait(case, number), action_ids
 
 
-def record_review(case_id: int, number: int, answer: Any) -> bool:
-    """Apply the review; True when the case closed because every action is closed."""
+def record_review(case_id: int, number: int, wait_key: str, answer: Any) -> bool:
+    """Apply the review if the gateway recorded it (the decider is taken from that record);
+    True when the case closed because every action is closed."""
     with session_scope() as session:
         case = lock_case(session, case_id)
+        if decisions.action_review_wait(case, number).key != wait_key:
+            return case.state is CaseState.CLOSED_COMPLETE
+        actor = "unverified"
         try:
-            decider = check_decider(case, answer.decided_by, reviewer_may=True, psd_may=True)
-        except NotAllowedToDecide as exc:
+            submission = decisions.verified_submission(session, case, wait_key, answer)
+            actor = submission.decided_by
+            decider = check_entitled(case, submission.decided_by, submission.decided_as,
+                                     reviewer_may=True, psd_may=True)
+        except (NotAllowedToDecide, decisions.DecisionNotVerified) as exc:
             case.rejected_inputs += 1
             session.add(case)
-            audit(session, case, actor=str(answer.decided_by)[:254], action="decision_rejected",
-                  detail=str(exc))
+            audit(session, case, actor=actor[:254], action="decision_rejected", detail=str(exc))
             return False
         all_closed = apply_action_review(session, case_id, number, answer, decider)
         if all_closed and case.state is CaseState.ACTIONS_MONITORING:

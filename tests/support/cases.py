@@ -7,13 +7,15 @@ from datetime import date, timedelta
 from typing import Any
 from uuid import UUID
 
+import httpx
 from prefect.client.orchestration import get_client
-from prefect.flow_runs import aresume_flow_run
 from sqlmodel import select
 
 from models import AuditEvent, Case, Outbox
 from models.enums import CaseState
 from models.forms import WakeReason
+from portal.auth import PSD_DECISION_MAKER, User
+from portal.gateway import submit_decision
 from rprp.db import session_scope
 from tasks.casework import record_account
 from tasks.intake import ReferralIn, create_case
@@ -23,6 +25,10 @@ from tests.support.stack import WAIT_CEILING, eventually
 _numbers = itertools.count(1)
 REVIEWER = "sgt.reviewer@force.example"
 PSD = "psd@force.example"
+# The signed-in people the gateway knows (portal.auth.User), as the decisions' senders.
+AS_REVIEWER = User("Sgt Sam Reviewer", REVIEWER, frozenset({"reviewer"}))
+AS_PSD = User("PSD decision-maker", PSD, frozenset({"psd", PSD_DECISION_MAKER}))
+AS_OTHER_REVIEWER = User("Sgt Other", "sgt.other@force.example", frozenset({"reviewer"}))
 
 
 def sample_referral(**overrides: Any) -> ReferralIn:
@@ -92,10 +98,22 @@ async def finished(case_id: int, timeout: float = WAIT_CEILING) -> str:
     return await eventually(check, timeout, f"flow run of case {case_id} to finish")  # type: ignore[return-value]
 
 
-async def decide(case_id: int, **answer: Any) -> None:
-    """What the Resume form in the Prefect UI sends."""
-    case = case_row(case_id)
-    await aresume_flow_run(UUID(case.flow_run_id or ""), run_input=answer)
+async def submit(case_id: int, by: User = AS_REVIEWER, flow_run_id: str | None = None,
+                 **answer: Any) -> dict[str, Any]:
+    """What the Prefect UI's Resume form sends, through the gateway, signed in as `by`;
+    returns the gateway's answer (ACCEPT, or REJECT with the reason the UI shows)."""
+    run = flow_run_id or case_row(case_id).flow_run_id or ""
+    async with httpx.AsyncClient(timeout=30) as client:
+        result = await submit_decision(by, run, answer, client)
+    assert result is not None, "the run is a case's"
+    return result
+
+
+async def decide(case_id: int, by: User = AS_REVIEWER, flow_run_id: str | None = None,
+                 **answer: Any) -> None:
+    """A decision the gateway accepts and forwards to Prefect."""
+    result = await submit(case_id, by, flow_run_id, **answer)
+    assert result["status"] == "ACCEPT", result
 
 
 async def invite_officer(case_id: int, day: date | None = None, hhmm: str = "10:00") -> Case:
@@ -147,7 +165,6 @@ def report_answer(**overrides: Any) -> dict[str, Any]:
         "review_period_weeks": 12,
         "agreed_on": today.isoformat(),
         "agreement": "The officer agrees the report",
-        "decided_by": REVIEWER,
     }
     answer.update(overrides)
     return answer
