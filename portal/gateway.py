@@ -130,17 +130,10 @@ async def submit_decision(user: User, flow_run_id: str, run_input: Any,
         data = None
     with session_scope() as session:
         case = lock_case(session, step.case_id)
-        answer, errors = decisions.parse_answer(step.form, data)
-        if answer is not None:
-            errors = decisions.problems(session, case, step.wait.kind, answer)
-        if errors or answer is None:
+        forwarded, errors, submission = decisions.take(session, case, step, data, user.email,
+                                                       decided_as)
+        if forwarded is None or submission is None:
             return reject(decisions.refusal(errors))
-        forwarded = step.form.model_validate(
-            decisions.seal(session, case, step, answer.model_dump(mode="json")))
-        submission = decisions.record_submission(session, case, step, forwarded,
-                                                 decided_by=user.email.strip().lower(),
-                                                 decided_as=decided_as)
-        session.flush()
         submission_id = submission.id
     response = await _send_with_retries(
         client, "POST", f"{upstream.base_url}/api/flow_runs/{flow_run_id}/resume",

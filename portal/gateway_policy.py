@@ -35,7 +35,7 @@ ONE_ITEM = re.compile(rf"^(task_runs|artifacts)/({UUID})/?$")
 METADATA_READS = re.compile(
     r"^(admin/version|health|ready|csrf-token|flows/[^/]+|deployments/[^/]+|"
     r"work_pools/[^/]+|work_pools/[^/]+/queues/[^/]+|work_queues/[^/]+|"
-    r"collections/views/[^/]+|flow_run_states/?|task_run_states/?)/?$")
+    r"collections/views/[^/]+)/?$")
 METADATA_QUERIES = re.compile(
     r"^(flows|deployments|work_pools|work_queues)/(filter|count|paginate)/?$"
     r"|^ui/flows/count-deployments/?$|^ui/schemas/validate/?$|^work_pools/[^/]+/queues/filter/?$")
@@ -44,6 +44,7 @@ RUN_QUERIES = re.compile(
     r"^(flow_runs|task_runs|artifacts|artifacts/latest)/(filter|count|paginate|history)/?$"
     r"|^ui/flow_runs/history/?$|^ui/task_runs/(dashboard/counts|count)/?$")
 LOG_QUERIES = re.compile(r"^logs/filter/?$")
+TASK_RUN_COUNTS = re.compile(r"^ui/flow_runs/count-task-runs/?$")
 EVENT_QUERIES = re.compile(r"^events/(filter|count-by/[^/]+)(/next)?/?$")
 EMPTY_EVENTS = {"events": [], "total": 0, "next_page": None}
 
@@ -111,6 +112,14 @@ def decide(user: User, method: str, path: str, body: bytes, session: Session) ->
         return Rule()
     if EVENT_QUERIES.match(path):
         return Rule(empty=EMPTY_EVENTS)
+    if TASK_RUN_COUNTS.match(path):
+        try:
+            asked = json.loads(body or b"{}").get("flow_run_ids") or []
+        except (ValueError, AttributeError):
+            return Rule(refusal="The query was not sent properly.", status=400)
+        runs = visible_runs(user, session)
+        mine = [run for run in asked if str(run).lower() in runs]
+        return Rule(body=json.dumps({"flow_run_ids": mine}).encode())
     if RUN_QUERIES.match(path) or LOG_QUERIES.match(path):
         try:
             query = json.loads(body or b"{}")

@@ -284,6 +284,24 @@ def record_submission(session: Session, case: Case, step: Step, answer: BaseMode
     return row
 
 
+def take(session: Session, case: Case, step: Step, data: Any, decided_by: str,
+         decided_as: str, now: datetime | None = None,
+         ) -> tuple[BaseModel | None, list[str], DecisionSubmission | None]:
+    """What the gateway does with an answer before Prefect sees it: check it against the form
+    and its rules (all errors at once), seal its confidential fields, record the submission.
+    Returns (the answer to forward, [], its submission) or (None, errors, None)."""
+    answer, errors = parse_answer(step.form, data)
+    if answer is not None:
+        errors = problems(session, case, step.wait.kind, answer, now)
+    if errors or answer is None:
+        return None, errors, None
+    forwarded = step.form.model_validate(seal(session, case, step, answer.model_dump(mode="json")))
+    submission = record_submission(session, case, step, forwarded, decided_by.strip().lower(),
+                                   decided_as)
+    session.flush()
+    return forwarded, [], submission
+
+
 def verified_submission(session: Session, case: Case, step_key: str,
                         answer: BaseModel) -> DecisionSubmission:
     """The gateway's row for exactly this answer to this step, or DecisionNotVerified."""

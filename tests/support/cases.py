@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import itertools
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 import httpx
 from prefect.client.orchestration import get_client
+from pydantic import BaseModel
 from sqlmodel import select
 
 from models import AuditEvent, Case, Outbox
@@ -17,9 +18,12 @@ from models.forms import WakeReason
 from portal.auth import PSD_DECISION_MAKER, User
 from portal.gateway import submit_decision
 from rprp.db import session_scope
-from tasks.casework import record_account
+from tasks.casework import Wait, record_account
+from tasks.decisions import Step, form_class, take
 from tasks.intake import ReferralIn, create_case
 from tasks.orchestration import start_case_flow, wake_case
+from tasks.people import entitlement
+from tasks.records import lock_case
 from tests.support.stack import WAIT_CEILING, eventually
 
 _numbers = itertools.count(1)
@@ -168,3 +172,19 @@ def report_answer(**overrides: Any) -> dict[str, Any]:
     }
     answer.update(overrides)
     return answer
+
+
+def through_gateway(case_id: int, wait: Wait, values: dict[str, Any], by: User = AS_REVIEWER,
+                    now: datetime | None = None,
+                    action_ids: list[int] | None = None) -> BaseModel:
+    """The gateway's checks and submission record for an answer, without Prefect: returns the
+    answer exactly as the flow would receive it (confidential fields sealed)."""
+    with session_scope() as session:
+        case = lock_case(session, case_id)
+        form = form_class(session, case, wait.kind, action_ids)
+        step = Step(case_id, case.flow_run_id or "", wait, form)
+        basis = entitlement(case, by.email, decision_maker=by.has(PSD_DECISION_MAKER),
+                            reviewer_may=step.reviewer_may, psd_may=step.psd_may)
+        forwarded, errors, _ = take(session, case, step, values, by.email, basis, now)
+    assert forwarded is not None, errors
+    return forwarded

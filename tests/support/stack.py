@@ -64,6 +64,7 @@ class PrefectServer:
             "PREFECT_HOME": str(self.home),
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
             "PREFECT_UI_API_URL": self.api_url,
+            "PREFECT_UI_SERVE_BASE": "/prefect",  # as `rprp up` serves it, behind the gateway
             "PREFECT_API_DATABASE_CONNECTION_URL": self.database_url
             or f"sqlite+aiosqlite:///{self.home / 'prefect.db'}",
             "PREFECT_SERVER_LOGGING_LEVEL": "WARNING",
