@@ -141,7 +141,7 @@ async def submit_decision(user: User, flow_run_id: str, run_input: Any,
     result = response.json() if response.headers.get("content-type", "").startswith(
         "application/json") else {}
     if response.status_code not in (200, 201) or result.get("status") != "ACCEPT":
-        _withdraw(submission_id, step.case_id, step.wait.key)
+        _withdraw(submission_id, decisions.sealed_tokens(step, forwarded))
         if response.status_code in (200, 201) and result.get("status"):
             return result
         log.warning("Prefect refused a resume: HTTP %s", response.status_code)
@@ -149,13 +149,15 @@ async def submit_decision(user: User, flow_run_id: str, run_input: Any,
     return result
 
 
-def _withdraw(submission_id: int | None, case_id: int, step_key: str) -> None:
-    """Prefect did not take the answer: forget its submission and its sealed text."""
+def _withdraw(submission_id: int | None, tokens: list[str]) -> None:
+    """Prefect did not take the answer: forget its submission and its sealed text (only
+    theirs: another submission of the same step may have been taken a moment before)."""
     with session_scope() as session:
         session.exec(delete(DecisionSubmission).where(  # type: ignore[call-overload]
             DecisionSubmission.id == submission_id))
-        session.exec(delete(SealedText).where(  # type: ignore[call-overload]
-            SealedText.case_id == case_id, SealedText.step_key == step_key))
+        if tokens:
+            session.exec(delete(SealedText).where(  # type: ignore[call-overload]
+                SealedText.token.in_(tokens)))  # type: ignore[attr-defined]
 
 
 # -- the reverse proxy -----------------------------------------------------------------------

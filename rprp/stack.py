@@ -71,12 +71,13 @@ def http_ok(url: str, timeout: float = 2.0) -> bool:
         return False
 
 
-def read_or_create_secret(path: Path) -> str:
-    """A random secret kept in `path`, readable by this user only."""
+def read_or_create_secret(path: Path, prefix: str = "") -> str:
+    """A random secret kept in `path`, readable by this user only (`prefix` makes it a
+    user:password pair, as HTTP basic auth and `curl -u` want)."""
     if not path.exists():
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as out:
-            out.write(secrets.token_urlsafe(32))
+            out.write(prefix + secrets.token_urlsafe(32))
     path.chmod(0o600)
     return path.read_text().strip()
 
@@ -284,7 +285,7 @@ class Stack:
         given = os.environ.get("PREFECT_SERVER_API_AUTH_STRING", "")
         if given:
             return given
-        return read_or_create_secret(self.data_dir / PREFECT_AUTH_FILE)
+        return read_or_create_secret(self.data_dir / PREFECT_AUTH_FILE, prefix="rprp:")
 
     @property
     def prefect_database_url(self) -> str:

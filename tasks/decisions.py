@@ -256,6 +256,12 @@ def seal(session: Session, case: Case, step: Step, data: dict[str, Any]) -> dict
     return sealed
 
 
+def sealed_tokens(step: Step, answer: BaseModel) -> list[str]:
+    """The tokens an answer's sealed fields refer to."""
+    values = [str(getattr(answer, name, "")) for name in SEALED.get(step.wait.kind, ())]
+    return [v.removeprefix(SEAL_PREFIX) for v in values if v.startswith(SEAL_PREFIX)]
+
+
 def unseal(session: Session, case: Case, step_key: str, value: str) -> str:
     """The confidential text a reference stands for, if it was sealed for this case's step."""
     if not value.startswith(SEAL_PREFIX):
