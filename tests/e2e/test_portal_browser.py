@@ -195,7 +195,8 @@ async def test_reviewer_decides_in_the_prefect_ui(new_page, portal, prefect_ui, 
     await choose(psd, modal, "Fact-finding decision", "Fact-finding needed")
     await fill(modal, "Reasons", "PSD tries to decide for the reviewer.")
     await modal.get_by_role("button", name="Submit").click()
-    await expect(psd.get_by_text("You may not take this decision", exact=False)).to_be_visible()
+    toast = psd.get_by_text("You may not take this decision", exact=False).first
+    await expect(toast).to_be_visible()
     await expect(modal).to_be_visible()
     await expect(_property(modal, "Reasons").locator("textarea, input").first).to_have_value(
         "PSD tries to decide for the reviewer.")
