@@ -203,6 +203,8 @@ async def prefect_api(path: str, request: Request) -> Response:
     user = current_user(request)
     if user is None:
         return _refused(401, "Sign in to the RPRP portal first.")
+    if not policy.may_use_ui(user):
+        return _refused(403, policy.NO_CASES)
     upstream = Upstream.from_settings()
     client = _client(request)
     body = await request.body()

@@ -58,3 +58,19 @@ def test_list_queries_are_restricted_to_the_persons_runs_and_an_or_cannot_reach_
     assert scope_runs({}, set())["flow_runs"]["id"]["any_"] == []
     assert scope_logs({"logs": {"level": {"ge_": 0}}}, mine)["logs"]["flow_run_id"] == {
         "any_": sorted(mine)}
+
+
+def test_an_analyst_gets_nothing_and_a_reviewer_changes_nothing_through_the_gateway() -> None:
+    from portal.auth import User
+    from portal.gateway_policy import NO_CASES, READ_ONLY, decide, may_use_ui
+
+    analyst = User("Ann Analyst", "ann@force.example", frozenset({"analyst"}))
+    reviewer = User("Sgt Sam", "sam@force.example", frozenset({"reviewer"}))
+    run = "11111111-1111-1111-1111-111111111111"
+    assert not may_use_ui(analyst)
+    assert decide(analyst, "POST", "flow_runs/filter", b"{}", None).refusal == NO_CASES  # type: ignore[arg-type]
+    for method, path in (("DELETE", f"flow_runs/{run}"), ("POST", f"flow_runs/{run}/set_state"),
+                         ("PATCH", "deployments/x"), ("POST", "variables/"),
+                         ("POST", "automations/"), ("POST", "concurrency_limits/"),
+                         ("PUT", "block_documents/x"), ("POST", "work_pools/")):
+        assert decide(reviewer, method, path, b"{}", None).refusal == READ_ONLY, path  # type: ignore[arg-type]
