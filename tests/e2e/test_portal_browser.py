@@ -289,8 +289,7 @@ async def test_the_discussion_step_offers_the_invitation_and_refuses_one_without
     await paused_in(case_id, S.AWAITING_ACCOUNT)
     await give_account(case_id, "My account of the stop, given through the portal.")
     await paused_in(case_id, S.FACT_FINDING_DECISION)
-    await decide(case_id, choice="No fact-finding needed: go to the discussion",
-                 decided_by=REVIEWER_EMAIL)
+    await decide(case_id, choice="No fact-finding needed: go to the discussion")
     case = await paused_in(case_id, S.DISCUSSION_SCHEDULING)
 
     page: Page = await new_page()

@@ -26,9 +26,7 @@ from models import Account, AuditEvent, Case, Deadline, Officer
 from models.enums import CaseState, DeadlineKind, EmploymentStatus
 from models.forms import (
     DiscussionChoice,
-    DiscussionOutcome,
     FactFindingChoice,
-    FactFindingDecision,
     WakeReason,
 )
 from portal import actions
@@ -927,8 +925,7 @@ def _discussion_answer(case_id: int, **values: Any) -> None:
         assert case is not None
         wait = wait_for(case)
     assert wait is not None and wait.kind == "discussion_outcome"
-    apply_answer(case_id, wait.key, DiscussionOutcome.model_validate(
-        {"decided_by": REVIEWER, **values}))
+    apply_answer(case_id, wait.key, through_gateway(case_id, wait, values))
 
 
 def test_the_case_page_shows_the_invitation_its_flag_and_the_missed_meeting(

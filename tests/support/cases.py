@@ -129,7 +129,7 @@ async def invite_officer(case_id: int, day: date | None = None, hhmm: str = "10:
     day = day or england_and_wales().add_working_days(date.today(), 2)
     await decide(case_id, choice="Invite the officer: send the date, time and place below",
                  meeting_date=day.isoformat(), meeting_time=hhmm,
-                 place="Interview room 2, Central police station", decided_by=REVIEWER)
+                 place="Interview room 2, Central police station")
     await eventually(lambda: case_row(case_id).step_answers > before, 90,
                      f"case {case_id} to record the invitation")
     return await paused_in(case_id, CaseState.DISCUSSION_SCHEDULING)

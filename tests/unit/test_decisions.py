@@ -41,7 +41,7 @@ def test_a_discussion_held_in_the_future_or_before_the_referral_is_refused() -> 
     today, _ = parse_answer(DiscussionOutcome, {
         "choice": "Officer did not attend", "held_on": "2026-12-02"})
     assert problems(None, case, "discussion_outcome", future, now) == [  # type: ignore[arg-type]
-        "'Date of the discussion (or of the missed meeting)' cannot be in the future"]
+        f"'{DiscussionOutcome.model_fields['held_on'].title}' cannot be in the future"]
     assert "before the case was referred" in problems(
         None, case, "discussion_outcome", early, now)[0]  # type: ignore[arg-type]
     assert problems(None, case, "discussion_outcome", today, now) == []  # type: ignore[arg-type]
