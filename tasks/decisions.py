@@ -16,8 +16,16 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from sqlmodel import Session, select
 
-from models import ActionReview, AuditEvent, Case, DecisionSubmission, SealedText
-from models.enums import CaseState
+from models import (
+    ActionReview,
+    AuditEvent,
+    Case,
+    DecisionSubmission,
+    DiscussionInvitation,
+    SealedText,
+    as_utc,
+)
+from models.enums import CaseState, MeetingOutcome
 from models.forms import (
     COMPLAINANT_SUMMARY_DEFAULT,
     SEALED,
@@ -188,19 +196,28 @@ def today_in_london(now: datetime | None = None) -> date:
 
 
 def discussion_date(session: Session, case: Case) -> date | None:
-    """When the discussion was held, as the reviewer recorded it on the discussion step."""
+    """When the discussion was held: the date the reviewer recorded on the discussion step, or
+    else the day of the invitation it was recorded against."""
     event = session.exec(
         select(AuditEvent).where(
             AuditEvent.case_id == case.id,
             AuditEvent.action == f"discussion_outcome:{DiscussionChoice.HELD_ENGAGED.name}")
         .order_by(AuditEvent.id.desc())  # type: ignore[union-attr]
     ).first()
-    if event is None or not event.detail.startswith("on "):
+    if event is None:
         return None
-    try:
-        return date.fromisoformat(event.detail.removeprefix("on ").strip())
-    except ValueError:
-        return None
+    if event.detail.startswith("on "):
+        try:
+            return date.fromisoformat(event.detail.removeprefix("on ").strip())
+        except ValueError:
+            return None
+    invitation = session.exec(
+        select(DiscussionInvitation).where(
+            DiscussionInvitation.case_id == case.id,
+            DiscussionInvitation.outcome == MeetingOutcome.HELD_ENGAGED)
+        .order_by(DiscussionInvitation.id.desc())  # type: ignore[union-attr]
+    ).first()
+    return as_utc(invitation.starts_at).astimezone(LONDON).date() if invitation else None
 
 
 def problems(session: Session, case: Case, kind: str, answer: Any,
