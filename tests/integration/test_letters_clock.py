@@ -16,11 +16,6 @@ from sqlmodel import select
 
 from models import ActionReview, Report
 from models.enums import CaseState
-from models.forms import (
-    ComplaintReportForm,
-    DiscussionOutcome,
-    FactFindingDecision,
-)
 from rprp.db import session_scope
 from rprp.mailsink import read_messages
 from tasks.action_reviews import record_review, review_wait
@@ -81,15 +76,15 @@ async def test_a_public_complaint_tells_everyone_what_they_are_owed(
     assert "contact Professional Standards at psd@force.example" in notice.text
 
     now = served + timedelta(days=15)
-    assert answer(case_id, FactFindingDecision, now, 
+    assert answer(case_id, now,
                   choice="No fact-finding needed: go to the discussion") is S.DISCUSSION_SCHEDULING
-    assert answer(case_id, DiscussionOutcome, now, 
+    assert answer(case_id, now,
                   choice="Discussion held and the officer engaged",
                   held_on=now.date()) is S.DISCUSSION_HELD
     report = report_answer(agreed_on=now.date().isoformat(), complainant_summary=WORDS,
                            force_lessons="Night-shift supervision gaps in the response team.")
     report["actions"][0]["due_on"] = (now.date() + timedelta(days=30)).isoformat()
-    assert answer(case_id, ComplaintReportForm, now, **report) is S.REPORT_SUBMITTED
+    assert answer(case_id, now, **report) is S.REPORT_SUBMITTED
     assert advance(case_id, now)[0] is S.ACTIONS_MONITORING
 
     # The action-plan review twelve weeks on closes the case.
