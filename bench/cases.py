@@ -55,17 +55,16 @@ def report_answer() -> dict[str, Any]:
         "review_period_weeks": 12,
         "agreed_on": today.isoformat(),
         "agreement": "The officer agrees the report",
-        "decided_by": REVIEWER,
     }
 
 
 def fact_finding_answer() -> dict[str, Any]:
-    return {"choice": "No fact-finding needed: go to the discussion", "decided_by": REVIEWER}
+    return {"choice": "No fact-finding needed: go to the discussion"}
 
 
 def discussion_answer() -> dict[str, Any]:
     return {"choice": "Discussion held and the officer engaged",
-            "held_on": date.today().isoformat(), "decided_by": REVIEWER}
+            "held_on": date.today().isoformat()}
 
 
 def open_case_in_db() -> int:

@@ -19,10 +19,10 @@ CASE_STEPS = ["awaiting-account", "fact-finding-decision", "discussion-schedulin
               "discussion-held", "actions-monitoring"]
 
 
-async def resume(run_id: UUID, run_input: dict[str, Any] | None = None,
+async def resume_bare(run_id: UUID, run_input: dict[str, Any] | None = None,
                  attempts: int = 20) -> None:
-    """Resume as a person would, pressing again if the run paused a moment before Prefect saved
-    its input schema ("Run input schema not found")."""
+    """Resume a bare (not RPRP) run, or wake one, straight on Prefect, pressing again if the run
+    paused a moment before Prefect saved its input schema ("Run input schema not found")."""
     from prefect.flow_runs import aresume_flow_run
 
     for attempt in range(attempts):
@@ -32,6 +32,26 @@ async def resume(run_id: UUID, run_input: dict[str, Any] | None = None,
         except RuntimeError as exc:
             if "schema not found" not in str(exc) or attempt + 1 == attempts:
                 raise
+            await asyncio.sleep(0.25)
+
+
+async def resume(run_id: UUID, run_input: dict[str, Any], attempts: int = 20) -> None:
+    """Decide as a person would, through the portal's gateway signed in as the case's reviewer,
+    pressing again if the run paused a moment before Prefect saved its input schema."""
+    import httpx
+
+    from bench.cases import REVIEWER
+    from portal.auth import User
+    from portal.gateway import submit_decision
+
+    reviewer = User("Sgt Sam Reviewer", REVIEWER, frozenset({"reviewer"}))
+    async with httpx.AsyncClient(timeout=30) as client:
+        for attempt in range(attempts):
+            result = await submit_decision(reviewer, str(run_id), run_input, client)
+            if result is not None and result.get("status") == "ACCEPT":
+                return
+            if attempt + 1 == attempts:
+                raise RuntimeError(f"decision not taken: {result}")
             await asyncio.sleep(0.25)
 
 
@@ -110,7 +130,7 @@ async def drive_case(watcher: RunWatcher) -> dict[str, Any]:
     clock.mark("review-waiting")
     await resume(UUID(review_run), run_input={
         f"action_{action_id}_note": "Module completed.",
-        f"action_{action_id}_outcome": "Completed: close this action", "decided_by": "psd@force.example"})
+        f"action_{action_id}_outcome": "Completed: close this action"})
     final = await watcher.final(run_id, STEP_TIMEOUT, f"case {case_id} to finish")
     await watcher.final(review_run, STEP_TIMEOUT, f"review of case {case_id} to finish")
     clock.mark("closed")
@@ -151,9 +171,9 @@ async def drive_bare(watcher: RunWatcher, record_dir: Path) -> dict[str, Any]:
             break
         if kind == "wake":  # the portal stores the account, then wakes the run
             await asyncio.to_thread(write_step, record, step + 1)
-            await resume(run.id)
+            await resume_bare(run.id)
         else:
-            await resume(run.id, run_input={"choice": "ok",
+            await resume_bare(run.id, run_input={"choice": "ok",
                                                       "decided_by": "sgt.reviewer@force.example"})
     review = await arun_deployment("bench-bare-review/bench-bare-review",
                                    parameters={"record_dir": str(record_dir),
@@ -161,7 +181,7 @@ async def drive_bare(watcher: RunWatcher, record_dir: Path) -> dict[str, Any]:
                                    timeout=0, as_subflow=False, tags=["bench"])
     await watcher.next_pause(str(review.id), None, STEP_TIMEOUT, f"bare review of {run_id}")
     clock.mark("review-waiting")
-    await resume(review.id, run_input={"choice": "closed",
+    await resume_bare(review.id, run_input={"choice": "closed",
                                                  "decided_by": "psd@force.example"})
     final = await watcher.final(run_id, STEP_TIMEOUT, f"bare {run_id} to finish")
     await watcher.final(str(review.id), STEP_TIMEOUT, f"bare review of {run_id} to finish")

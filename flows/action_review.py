@@ -34,7 +34,7 @@ async def rprp_action_review(case_id: int, review_number: int) -> str:
         form = action_review_form(action_ids).with_initial_data(
             description=describe(case_id, wait))
         answer = await suspend_flow_run(wait_for_input=form, key=wait.key)
-        if record_review(case_id, review_number, answer):
+        if record_review(case_id, review_number, wait.key, answer):
             await deliver_pending()
             await wake_case(case_id)
             return "case closed"

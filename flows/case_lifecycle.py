@@ -5,7 +5,8 @@ person answers in the Prefect UI, the portal records an account, or the sweep mo
 A wait for something other than a person's answer (the officer's account, an action-plan review
 run) suspends with no form, so nobody is offered one; the portal and the sweep wake it without
 input. Prefect replays the flow from the top on resume; every step checks the record, so replay is
-harmless. Only the case id crosses into Prefect: parameters, results and logs hold nothing more.
+harmless. Only the case id crosses into Prefect: parameters, results and logs hold nothing more; a
+person's answer holds no confidential text (the gateway sealed it into the case DB).
 """
 
 from __future__ import annotations
@@ -13,29 +14,17 @@ from __future__ import annotations
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.flow_runs import suspend_flow_run
-from prefect.input import RunInput, keyset_from_base_key
-from prefect.input.actions import adelete_flow_run_input
+from prefect.input import RunInput
 from prefect.runtime import flow_run
 
 from flows.run_logs import log_suspensions_as_info
 from models import Case
 from models.enums import CaseState
-from models.forms import (
-    COMPLAINANT_SUMMARY_DEFAULT,
-    ComplaintReportForm,
-    DiscussionOutcome,
-    FactFindingDecision,
-    FactFindingOutcome,
-    ReportForm,
-    authority_decision_form,
-    non_engagement_form,
-    prefilled,
-)
 from rprp.db import session_scope
 from tasks.briefing import describe
 from tasks.casework import Wait, advance, apply_answer
+from tasks.decisions import form_class
 from tasks.notify import deliver_pending
-from tasks.records import officer_of
 
 STEP = {"cache_policy": NO_CACHE, "persist_result": False}
 log_suspensions_as_info()
@@ -60,24 +49,12 @@ def record_decision(case_id: int, wait_key: str, answer: RunInput) -> CaseState:
 
 
 def form_for(case_id: int, wait: Wait) -> type[RunInput]:
-    """The form a waiting step needs, rebuilt the same way on every replay."""
+    """The form a waiting step needs, rebuilt the same way on every replay (and by the gateway)."""
     with session_scope() as session:
         case = session.get(Case, case_id)
         assert case is not None
-        upp = officer_of(session, case).upp_available
-        complaint = case.origin.has_complainant_duties
-    forms: dict[str, type[RunInput]] = {
-        "fact_finding_decision": FactFindingDecision,
-        "fact_finding_outcome": FactFindingOutcome,
-        "authority_decision": authority_decision_form(upp),
-        "discussion_outcome": DiscussionOutcome,
-        "non_engagement": non_engagement_form(upp),
-        "report": ComplaintReportForm if complaint else ReportForm,
-    }
-    form = forms[wait.kind]
-    if form is ComplaintReportForm:
-        form = prefilled(form, complainant_summary=COMPLAINANT_SUMMARY_DEFAULT)
-    return form.with_initial_data(description=describe(case_id, wait))
+        form = form_class(session, case, wait.kind)
+    return form.with_initial_data(description=describe(case_id, wait))  # type: ignore[attr-defined]
 
 
 def _remember_flow_run(case_id: int) -> None:
@@ -108,8 +85,6 @@ async def rprp_case(case_id: int) -> str:
             continue
         answer = await suspend_flow_run(wait_for_input=form_for(case_id, wait), key=wait.key)
         record_decision(case_id, wait.key, answer)
-        if wait.kind == "report":
-            await forget_answer(wait.key)
 
 
 def wake_key(wait: Wait, passes: dict[str, int]) -> str:
@@ -123,8 +98,3 @@ def wake_key(wait: Wait, passes: dict[str, int]) -> str:
     passes[wait.key] = n + 1
     return f"{wait.key}-pass-{n}"
 
-
-async def forget_answer(wait_key: str) -> None:
-    """The report's discussion summary is confidential: once it is in the case DB, drop
-    Prefect's copy of the submitted form."""
-    await adelete_flow_run_input(key=keyset_from_base_key(f"suspended-{wait_key}")["response"])

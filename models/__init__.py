@@ -9,11 +9,13 @@ from models.case import (
     Case,
     Deadline,
     Decision,
+    DecisionSubmission,
     DiscussionInvitation,
     MonitoringRecord,
     Officer,
     Outbox,
     Report,
+    SealedText,
     as_utc,
     to_db,
     utc_now,
@@ -22,6 +24,7 @@ from models.user import AccountCode, PortalSession, PortalUser, SignInFailure
 
 __all__ = [
     "Account", "AccountCode", "Action", "ActionReview", "ActionReviewNote", "AuditEvent", "Case",
-    "Deadline", "Decision", "DiscussionInvitation", "MonitoringRecord", "Officer", "Outbox",
-    "PortalSession", "PortalUser", "Report", "SignInFailure", "as_utc", "to_db", "utc_now",
+    "Deadline", "Decision", "DecisionSubmission", "DiscussionInvitation", "MonitoringRecord",
+    "Officer", "Outbox", "PortalSession", "PortalUser", "Report", "SealedText", "SignInFailure",
+    "as_utc", "to_db", "utc_now",
 ]

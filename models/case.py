@@ -303,3 +303,31 @@ class AuditEvent(SQLModel, table=True):
     from_state: str | None = Field(default=None, max_length=40)
     to_state: str | None = Field(default=None, max_length=40)
     detail: str = Field(default="", max_length=1000)
+
+
+class DecisionSubmission(SQLModel, table=True):
+    """A decision that came through the gateway: who sent it, for which step, and a hash of the
+    exact input forwarded to Prefect. The flow applies an answer only if such a row matches it,
+    and takes the decider from here, never from the input."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="rprp_case.id", index=True)
+    step_key: str = Field(max_length=100)
+    flow_run_id: str = Field(max_length=36)
+    decided_by: str = Field(max_length=254)
+    decided_as: str = Field(max_length=40)
+    input_hash: str = Field(max_length=64)
+    submitted_at: datetime = Field(default_factory=utc_now)
+
+
+class SealedText(SQLModel, table=True):
+    """Confidential text taken out of a decision before Prefect saw it; Prefect's input holds
+    only `sealed:<token>`."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    token: str = Field(unique=True, max_length=64)
+    case_id: int = Field(foreign_key="rprp_case.id", index=True)
+    step_key: str = Field(max_length=100)
+    field_name: str = Field(max_length=100)
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(default_factory=utc_now)

@@ -8,6 +8,9 @@ Prefect 3.8.8's UI draws every plain string as a one-row textarea (only `enum`, 
 the answer is one of a known set. Case-specific forms (UPP hidden where the Performance
 Regulations do not apply; one field per action at a review) are built per case by the functions
 at the bottom, deterministically, so a replay rebuilds the same form.
+No form asks who is deciding: the gateway takes the decider from the signed-in person
+(tasks/decisions.py). A field named in SEALED never reaches Prefect: the gateway stores it in
+the case DB and Prefect's input holds only `sealed:<token>`.
 """
 
 from __future__ import annotations
@@ -23,11 +26,6 @@ from pydantic.json_schema import SkipJsonSchema
 
 from models.enums import ACTION_TYPE_LABELS, ActionType, MeetingFormat
 
-DECIDED_BY = Field(
-    min_length=3, max_length=254, title="Your email address",
-    description="Recorded in the audit log; must be the case's reviewer or a PSD decision-maker",
-)
-
 
 class FactFindingChoice(StrEnum):
     NO_FACT_FINDING = "No fact-finding needed: go to the discussion"
@@ -38,7 +36,6 @@ class FactFindingChoice(StrEnum):
 class FactFindingDecision(RunInput):
     choice: FactFindingChoice = Field(title="Fact-finding decision")
     reasons: str = Field(default="", max_length=2000, title="Reasons")
-    decided_by: str = DECIDED_BY
 
 
 class FactFindingOutcomeChoice(StrEnum):
@@ -49,7 +46,6 @@ class FactFindingOutcomeChoice(StrEnum):
 class FactFindingOutcome(RunInput):
     choice: FactFindingOutcomeChoice = Field(title="Outcome of fact-finding")
     reasons: str = Field(default="", max_length=2000, title="Reasons")
-    decided_by: str = DECIDED_BY
 
 
 class AuthorityChoice(StrEnum):
@@ -97,7 +93,6 @@ class DiscussionOutcome(RunInput):
     held_on: date | SkipJsonSchema[None] = Field(
         default=None, title="Date the discussion was held (or missed)", json_schema_extra=_no_default,
         description="To record the outcome; leave empty to use the date of the invitation")
-    decided_by: str = DECIDED_BY
 
 
 class NonEngagementChoice(StrEnum):
@@ -148,7 +143,10 @@ class ReportForm(RunInput):
     agreed_on: date = Field(title="Date the report was agreed")
     agreement: Agreement = Field(title="Does the officer agree the report?")
     officer_comments: str = Field(default="", max_length=5000, title="Officer's comments")
-    decided_by: str = DECIDED_BY
+
+
+# Confidential fields, by form kind: what is said in the discussion (domain doc 4.6).
+SEALED: dict[str, tuple[str, ...]] = {"report": ("discussion_summary",)}
 
 
 COMPLAINANT_SUMMARY_DEFAULT = (
@@ -216,7 +214,6 @@ def _choice_form(name: str, choices: type[StrEnum], upp_available: bool,
         __base__=RunInput,
         choice=(enum, Field(title=title)),
         reasons=(str, Field(min_length=3, max_length=2000, title="Reasons")),
-        decided_by=(str, DECIDED_BY),
     )
 
 
@@ -228,5 +225,4 @@ def action_review_form(action_ids: list[int]) -> type[RunInput]:
             str, Field(min_length=3, max_length=2000, title=f"Action {action_id}: review note"))
         fields[f"action_{action_id}_outcome"] = (
             ReviewOutcome, Field(title=f"Action {action_id}: outcome"))
-    fields["decided_by"] = (str, DECIDED_BY)
     return create_model("ActionReviewForm", __base__=RunInput, **fields)

@@ -15,7 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from portal import account, auth, cases, outbox, referrals, sso, users
+from portal import account, auth, cases, gateway, outbox, referrals, sso, users
 from portal.referral_form import NOUNS, api_errors
 from portal.sessions import ServerSessionMiddleware
 from portal.validation import field_errors
@@ -39,6 +39,7 @@ def create_app(mail_dir: Path | None = None) -> FastAPI:
         summary="Reflective Practice Review Process: referrals and case status",
         version="1.0",
         docs_url=None, redoc_url=None,  # offline: no CDN for Swagger UI; /openapi.json is served
+        lifespan=gateway.lifespan,
     )
     app.state.mail_dir = mail_dir
     users.bootstrap_users()
@@ -48,6 +49,8 @@ def create_app(mail_dir: Path | None = None) -> FastAPI:
     async def security_headers(request: Request, call_next):  # type: ignore[no-untyped-def]
         response: Response = await call_next(request)
         headers = response.headers
+        if request.url.path.startswith(gateway.PREFIX + "/"):
+            return response  # Prefect's UI and API, with Prefect's own headers
         headers.setdefault("Content-Security-Policy", CSP)
         headers.setdefault("X-Frame-Options", "DENY")
         headers.setdefault("X-Content-Type-Options", "nosniff")
@@ -58,7 +61,7 @@ def create_app(mail_dir: Path | None = None) -> FastAPI:
         return response
 
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
-    for module in (auth, sso, referrals, cases, account, outbox):
+    for module in (auth, sso, referrals, cases, account, outbox, gateway):
         app.include_router(module.router)
     app.include_router(referrals.api)
     app.include_router(cases.api)

@@ -24,6 +24,18 @@ def usage() -> str:
     return "\n".join(lines)
 
 
+def _prefect_credentials() -> None:
+    """Commands run beside `rprp up` present its Prefect server's credentials (data dir)."""
+    if os.environ.get("PREFECT_API_AUTH_STRING"):
+        return
+    from rprp.settings import get_settings
+    from rprp.stack import PREFECT_AUTH_FILE
+
+    key = get_settings().resolved_data_dir / PREFECT_AUTH_FILE
+    if key.exists():
+        os.environ["PREFECT_API_AUTH_STRING"] = key.read_text().strip()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in {"-h", "--help", "help"}:
@@ -35,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     # Databases, mail, keys and logs the product writes are for its own user only.
     os.umask(0o077)
+    _prefect_credentials()
     module = importlib.import_module(f"rprp.commands.{name}")
     return int(module.run(rest) or 0)
 

@@ -28,7 +28,9 @@ class Settings(BaseSettings):
     portal_host: str = "127.0.0.1"
     portal_port: int = 8000
     portal_url: str = Field(default="", description="Public base URL of the portal, used in emails")
-    prefect_ui_url: str = Field(default="", description="Base URL of the Prefect UI, used in emails")
+    prefect_ui_url: str = Field(
+        default="", description="Base URL of the Prefect UI people use (emails, case pages); "
+        "default: the portal's gateway, <portal URL>/prefect")
     portal_users: str = Field(
         default="",
         description="Bootstrap sign-ins as user:password:role[+role], comma-separated: created in "
@@ -164,7 +166,7 @@ class Settings(BaseSettings):
 
     @property
     def public_prefect_ui_url(self) -> str:
-        return (self.prefect_ui_url or "http://127.0.0.1:4200").rstrip("/")
+        return (self.prefect_ui_url or f"{self.public_portal_url}/prefect").rstrip("/")
 
     @property
     def signing_key(self) -> str:

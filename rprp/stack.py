@@ -12,6 +12,7 @@ import base64
 import fcntl
 import json
 import os
+import secrets
 import shlex
 import signal
 import socket
@@ -34,6 +35,7 @@ LOOPBACK = "127.0.0.1"
 POOL = "rprp-pool"
 WORKER_LIMIT = 4  # a process worker with no limit crashes runs on SQLite: "database is locked"
 DEFAULT_PREFECT_PORT = 4200
+PREFECT_AUTH_FILE = "prefect-api-auth.key"
 
 
 class StackError(RuntimeError):
@@ -68,6 +70,17 @@ def http_ok(url: str, timeout: float = 2.0) -> bool:
             return 200 <= response.status < 300
     except OSError:
         return False
+
+
+def read_or_create_secret(path: Path, prefix: str = "") -> str:
+    """A random secret kept in `path`, readable by this user only (`prefix` makes it a
+    user:password pair, as HTTP basic auth and `curl -u` want)."""
+    if not path.exists():
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(prefix + secrets.token_urlsafe(32))
+    path.chmod(0o600)
+    return path.read_text().strip()
 
 
 def tail(path: Path | None, lines: int = 15) -> str:
@@ -263,6 +276,22 @@ class Stack:
         return f"http://{LOOPBACK}:{self.options.portal_port}"
 
     @property
+    def ui_url(self) -> str:
+        """Where people open the Prefect UI: through the portal's gateway, signed in."""
+        base = self.portal_url if self.options.portal else self.prefect_url
+        return f"{base}/prefect"
+
+    @property
+    def prefect_auth_string(self) -> str:
+        """The Prefect server's credentials: PREFECT_SERVER_API_AUTH_STRING if set, else a
+        secret generated once into the data dir (0600), shared by the workers, the portal and
+        the sweep; browsers never see it (the gateway presents it for them)."""
+        given = os.environ.get("PREFECT_SERVER_API_AUTH_STRING", "")
+        if given:
+            return given
+        return read_or_create_secret(self.data_dir / PREFECT_AUTH_FILE, prefix="rprp:")
+
+    @property
     def prefect_database_url(self) -> str:
         url = self.options.prefect_database_url
         if not url:
@@ -271,6 +300,10 @@ class Stack:
             if url.startswith(plain):
                 return "postgresql+asyncpg://" + url[len(plain):]
         return url
+
+    @property
+    def ui_api_url(self) -> str:
+        return f"{self.portal_url}/prefect/api" if self.options.portal else self.api_url
 
     def say(self, text: str) -> None:
         print(text, file=self.out, flush=True)
@@ -283,7 +316,7 @@ class Stack:
             "RPRP_PORTAL_HOST": LOOPBACK,
             "RPRP_PORTAL_PORT": str(self.options.portal_port),
             "PREFECT_API_URL": self.api_url,
-            "PREFECT_UI_URL": self.prefect_url,
+            "PREFECT_UI_URL": self.ui_url,
             "PREFECT_HOME": str(self.prefect_home),
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
             "PYTHONUNBUFFERED": "1",
@@ -292,10 +325,9 @@ class Stack:
         # Prefect's SDK telemetry waits seconds per process for a network it may not have.
         env.setdefault("DO_NOT_TRACK", "1")
         env.setdefault("RPRP_PORTAL_URL", self.portal_url)
-        # A server behind PREFECT_SERVER_API_AUTH_STRING: its clients here present the same.
-        if env.get("PREFECT_SERVER_API_AUTH_STRING"):
-            env.setdefault("PREFECT_API_AUTH_STRING", env["PREFECT_SERVER_API_AUTH_STRING"])
-        env.setdefault("RPRP_PREFECT_UI_URL", self.prefect_url)
+        # The server answers only with its credentials; every client here presents them.
+        env["PREFECT_API_AUTH_STRING"] = self.prefect_auth_string
+        env.setdefault("RPRP_PREFECT_UI_URL", self.ui_url)
         if self.use_mail_sink:
             env["RPRP_SMTP_HOST"] = LOOPBACK
             env["RPRP_SMTP_PORT"] = str(self.mail_sink.port if self.mail_sink
@@ -399,8 +431,11 @@ class Stack:
         env.update({  # both spellings of each, so a stray one in the environment cannot win
             "PREFECT_API_DATABASE_CONNECTION_URL": self.prefect_database_url,
             "PREFECT_SERVER_DATABASE_CONNECTION_URL": self.prefect_database_url,
-            "PREFECT_UI_API_URL": self.api_url,
-            "PREFECT_SERVER_UI_API_URL": self.api_url,
+            "PREFECT_SERVER_API_AUTH_STRING": self.prefect_auth_string,
+            "PREFECT_UI_SERVE_BASE": "/prefect",
+            "PREFECT_SERVER_UI_SERVE_BASE": "/prefect",
+            "PREFECT_UI_API_URL": self.ui_api_url,
+            "PREFECT_SERVER_UI_API_URL": self.ui_api_url,
             "PREFECT_SERVER_API_HOST": LOOPBACK,
             "PREFECT_SERVER_API_PORT": str(self.options.prefect_port),
         })
@@ -440,8 +475,10 @@ class Stack:
     # running
     def summary(self) -> str:
         rows = [
-            ("Prefect UI", self.prefect_url),
-            ("Prefect API", self.api_url),
+            ("Decisions", f"{self.ui_url}/ (the Prefect UI: sign in to the portal; managers "
+                          "decide here)"),
+            ("Prefect API", f"{self.api_url} (loopback, with the credentials in "
+                            f"{self.data_dir / PREFECT_AUTH_FILE})"),
         ]
         if self.options.portal:
             rows += [("Portal", self.portal_url), ("Outbox", f"{self.portal_url}/outbox")]

@@ -7,9 +7,9 @@ from typing import Any
 from models import Case
 from models.enums import CaseState
 from rprp.db import session_scope
-from tasks import letters
+from tasks import decisions, letters
 from tasks.casework import Wait, enter, record_rejection
-from tasks.people import NotAllowedToDecide, check_decider
+from tasks.people import NotAllowedToDecide, check_entitled
 from tasks.records import lock_case
 from tasks.report import apply_action_review, open_actions, review_of
 
@@ -32,21 +32,27 @@ def review_wait(case_id: int, number: int, flow_run_id: str | None) -> tuple[Wai
 
 
 def review_step(case: Case, number: int) -> Wait:
-    return Wait(f"action-review-{number}-{case.rejected_inputs}", "action_review",
-                f"Action-plan review {number}")
+    return decisions.action_review_wait(case, number)
 
 
-def record_review(case_id: int, number: int, answer: Any) -> bool:
-    """Apply the review; True when the case closed because every action is closed."""
+def record_review(case_id: int, number: int, wait_key: str, answer: Any) -> bool:
+    """Apply the review if the gateway recorded it (the decider is taken from that record);
+    True when the case closed because every action is closed."""
     with session_scope() as session:
         case = lock_case(session, case_id)
+        if review_step(case, number).key != wait_key:
+            return case.state is CaseState.CLOSED_COMPLETE
+        actor = "unverified"
         try:
-            decider = check_decider(case, answer.decided_by, reviewer_may=True, psd_may=True)
-        except NotAllowedToDecide as exc:
+            submission = decisions.verified_submission(session, case, wait_key, answer)
+            actor = submission.decided_by
+            decider = check_entitled(case, submission.decided_by, submission.decided_as,
+                                     reviewer_may=True, psd_may=True)
+        except (NotAllowedToDecide, decisions.DecisionNotVerified) as exc:
             wait = review_step(case, number)
             case.rejected_inputs += 1
             session.add(case)
-            record_rejection(session, case, wait, str(answer.decided_by), str(exc))
+            record_rejection(session, case, wait, actor, str(exc))
             return False
         all_closed = apply_action_review(session, case_id, number, answer, decider)
         if all_closed and case.state is CaseState.ACTIONS_MONITORING:

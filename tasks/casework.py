@@ -28,7 +28,7 @@ from models.forms import (
     NonEngagementChoice,
 )
 from rprp.db import session_scope
-from tasks import letters
+from tasks import decisions, letters
 from tasks.deadlines import account_deadline, date_text, policy, set_working_day_target
 from tasks.discussion_invitation import (
     InvitationRejected,
@@ -36,7 +36,7 @@ from tasks.discussion_invitation import (
     withdraw_if_leaving,
 )
 from tasks.notice import serve_notice
-from tasks.people import NotAllowedToDecide, check_decider
+from tasks.people import NotAllowedToDecide, check_entitled
 from tasks.records import audit, lock_case, officer_of, open_deadlines, transition
 from tasks.report import ReportRejected, file_report
 
@@ -140,27 +140,35 @@ def apply_answer(case_id: int, wait_key: str, answer: Any,
                  now: datetime | None = None) -> CaseState:
     """Apply a person's answer to the step it was given for; a replayed answer is ignored.
 
-    A decision by someone not entitled to take it, or a report that fails a rule, is recorded
-    in the audit log and the step is asked again: the case does not move.
+    The flow verifies, not trusts: the answer must match a submission the gateway recorded
+    (which names the decider), the decider must still be entitled, and the content must pass
+    the form's rules. Otherwise the refusal is audited and the step is asked again: the case
+    does not move.
     """
     with _scope() as session:
         case = lock_case(session, case_id)
         wait = wait_for(case)
         if wait is None or wait.key != wait_key or wait.kind == "wake":
             return case.state
+        actor = "unverified"
         try:
+            submission = decisions.verified_submission(session, case, wait.key, answer)
+            actor = submission.decided_by
             reviewer_may, psd_may = DECIDERS[wait.kind]
-            decider = check_decider(case, answer.decided_by, reviewer_may=reviewer_may,
-                                    psd_may=psd_may)
+            decider = check_entitled(case, submission.decided_by, submission.decided_as,
+                                     reviewer_may=reviewer_may, psd_may=psd_may)
+            errors = decisions.problems(session, case, wait.kind, answer, now)
+            if errors:
+                raise ReportRejected(decisions.refusal(errors))
             _record_decision(session, case, wait, answer, decider)
             _APPLY[wait.kind](session, case, answer, decider, now)
-        except (NotAllowedToDecide, ReportRejected, InvitationRejected) as exc:
+        except (NotAllowedToDecide, ReportRejected, InvitationRejected,
+                decisions.DecisionNotVerified) as exc:
             session.rollback()
             case = lock_case(session, case_id)
             case.rejected_inputs += 1
             session.add(case)
-            record_rejection(session, case, wait,
-                             str(getattr(answer, "decided_by", "unknown")), str(exc))
+            record_rejection(session, case, wait, actor, str(exc))
         return case.state
 
 
@@ -220,9 +228,6 @@ def _fact_finding_outcome(session: Session, case: Case, answer: Any, decider: st
 def _authority_decision(session: Session, case: Case, answer: Any, decider: str,
                         now: datetime | None) -> None:
     name = answer.choice.name
-    if name == "UPP" and not officer_of(session, case).upp_available:
-        raise NotAllowedToDecide("UPP does not apply to this officer (probationer constable or "
-                                 "rank above chief superintendent)")
     target = {
         AuthorityChoice.CONTINUE_SAME_SCOPE.name: S.DISCUSSION_SCHEDULING,
         AuthorityChoice.CONTINUE_NEW_NOTICE.name: S.REFERRAL_RECEIVED,
@@ -252,9 +257,6 @@ def _discussion_outcome(session: Session, case: Case, answer: Any, decider: str,
 def _non_engagement(session: Session, case: Case, answer: Any, decider: str,
                     now: datetime | None) -> None:
     name = answer.choice.name
-    if name == "UPP" and not officer_of(session, case).upp_available:
-        raise NotAllowedToDecide("UPP does not apply to this officer (probationer constable or "
-                                 "rank above chief superintendent)")
     target = {
         NonEngagementChoice.RE_INVITE.name: S.DISCUSSION_SCHEDULING,
         NonEngagementChoice.UPP.name: S.ESCALATED_UPP,
@@ -265,7 +267,10 @@ def _non_engagement(session: Session, case: Case, answer: Any, decider: str,
 
 def _report(session: Session, case: Case, answer: Any, decider: str,
             now: datetime | None) -> None:
-    file_report(session, case, answer, decider, now)
+    wait = wait_for(case)
+    assert wait is not None
+    summary = decisions.unseal(session, case, wait.key, answer.discussion_summary)
+    file_report(session, case, answer, decider, summary)
     enter(session, case, S.REPORT_SUBMITTED, actor=decider, action="report_submitted", now=now)
 
 

@@ -70,21 +70,17 @@ def end_of_day(day: date) -> datetime:
 
 
 def file_report(session: Session, case: Case, answer: Any, decider: str,
-                now: datetime | None = None) -> Report:
-    """Store the report, its actions, the review and PDR clocks, and queue the copies."""
-    today = (now or datetime.now(UTC)).astimezone(LONDON).date()
-    if answer.agreed_on > today:
-        raise ReportRejected("The agreed date cannot be in the future")
-    late_actions = [a.description for a in answer.actions if a.due_on < answer.agreed_on]
-    if late_actions:
-        raise ReportRejected("Every action's due date must be on or after the agreed date")
-    if answer.agreement is Agreement.NOT_AGREED and not answer.officer_comments.strip():
-        raise ReportRejected("Record the officer's comments when they do not agree the report")
+                discussion_summary: str) -> Report:
+    """Store the report, its actions, the review and PDR clocks, and queue the copies.
+
+    The answer passed the form's rules (tasks/decisions.py); the discussion summary comes from
+    the case DB, where the gateway sealed it, never from Prefect's input.
+    """
     summary = complainant_summary(case, officer_of(session, case), answer)
     assert case.id is not None
     report = Report(
         case_id=case.id, issue_summary=answer.issue_summary,
-        discussion_summary=answer.discussion_summary, officer_lessons=answer.officer_lessons,
+        discussion_summary=discussion_summary, officer_lessons=answer.officer_lessons,
         force_lessons=answer.force_lessons, review_period_weeks=answer.review_period_weeks,
         agreed_on=answer.agreed_on, officer_agrees=answer.agreement is Agreement.AGREED,
         officer_comments=answer.officer_comments, submitted_by=decider,

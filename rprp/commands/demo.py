@@ -19,14 +19,16 @@ from datetime import UTC, date, datetime, timedelta  # noqa: E402
 from typing import Any  # noqa: E402
 from uuid import UUID  # noqa: E402
 
+import httpx  # noqa: E402
 from prefect.client.orchestration import get_client  # noqa: E402
-from prefect.flow_runs import aresume_flow_run  # noqa: E402
 from prefect.settings import PREFECT_API_URL  # noqa: E402
 from sqlmodel import select  # noqa: E402
 
 from models import Case, Deadline  # noqa: E402
 from models.enums import CaseState, DeadlineKind  # noqa: E402
 from models.forms import DiscussionChoice  # noqa: E402
+from portal.auth import User  # noqa: E402
+from portal.gateway import submit_decision  # noqa: E402
 from rprp.db import create_schema, session_scope  # noqa: E402
 from rprp.running import prefect_problem  # noqa: E402
 from rprp.settings import get_settings  # noqa: E402
@@ -93,7 +95,12 @@ async def wait_answered(case_id: int, state: CaseState, timeout: float = 120) ->
 
 
 async def decide(case: Case, **answer: Any) -> None:
-    await aresume_flow_run(UUID(case.flow_run_id or ""), run_input=answer)
+    """The reviewer's decision, through the portal's gateway as the reviewer signed in would."""
+    reviewer = User("Sgt Sam Reviewer (demo)", REVIEWER, frozenset({"reviewer"}))
+    async with httpx.AsyncClient(timeout=30) as client:
+        result = await submit_decision(reviewer, case.flow_run_id or "", answer, client)
+    if not result or result.get("status") != "ACCEPT":
+        raise RuntimeError(f"the demo's decision was not taken: {result}")
 
 
 async def new_case(n: int, **overrides: Any) -> Case:
@@ -133,22 +140,21 @@ async def account_missed(n: int) -> Case:
 async def referral_back(n: int) -> Case:
     case = await give_account(await new_case(n))
     await decide(case, choice="Substantial new evidence: refer back to PSD",
-                 reasons="Demo: body-worn video shows more", decided_by=REVIEWER)
+                 reasons="Demo: body-worn video shows more")
     assert case.id is not None
     return await wait_paused(case.id, S.REFERRED_BACK)
 
 
 async def non_engagement(n: int) -> Case:
     case = await give_account(await new_case(n))
-    await decide(case, choice="No fact-finding needed: go to the discussion", decided_by=REVIEWER)
+    await decide(case, choice="No fact-finding needed: go to the discussion")
     assert case.id is not None
     case = await wait_paused(case.id, S.DISCUSSION_SCHEDULING)
     meeting_day = england_and_wales().add_working_days(date.today(), 1)
     await decide(case, choice=DiscussionChoice.INVITE.value, meeting_date=meeting_day.isoformat(),
-                 meeting_time="10:00", place="Interview room 2, Central police station",
-                 decided_by=REVIEWER)
+                 meeting_time="10:00", place="Interview room 2, Central police station")
     case = await wait_answered(case.id, S.DISCUSSION_SCHEDULING)
-    await decide(case, choice="Officer did not attend", decided_by=REVIEWER)
+    await decide(case, choice="Officer did not attend")
     return await wait_paused(case.id, S.NON_ENGAGEMENT_REVIEW)
 
 

@@ -38,9 +38,12 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
 LOCAL_HOSTS = {"127.0.0.1", "localhost"}
 
 PSD = ("psd.e2e", "psd-e2e-password")
-# The reviewer signs in with the sample referral's reviewer email: that is how they see the case.
+# Reviewers sign in with the email the case record names (tests.support.cases.REVIEWER).
 REVIEWER = ("sgt.reviewer@force.example", "reviewer-e2e-password")
-USERS = f"{PSD[0]}:{PSD[1]}:psd,{REVIEWER[0]}:{REVIEWER[1]}:reviewer"
+OTHER_REVIEWER = ("sgt.other@force.example", "other-e2e-password")
+USERS = (f"{PSD[0]}:{PSD[1]}:psd,{REVIEWER[0]}:{REVIEWER[1]}:reviewer,"
+         f"{OTHER_REVIEWER[0]}:{OTHER_REVIEWER[1]}:reviewer")
+PREFECT_CREDENTIALS = "e2e-prefect-credentials-not-for-production"
 
 
 def free_port() -> int:
@@ -108,9 +111,10 @@ def portal(portal_url: str, mail_sink) -> Iterator[str]:  # type: ignore[no-unty
 
 @pytest.fixture(scope="session")
 def prefect_api(portal_url: str, mail_sink, session_dir: Path) -> Iterator[str]:  # type: ignore[no-untyped-def]  # noqa: F811
-    """Overrides the integration fixture: `prefect server start`, which also serves the UI."""
+    """Overrides the integration fixture: `prefect server start`, which also serves the UI, as
+    `rprp up` runs it: with API credentials, the UI under /prefect behind the portal's gateway."""
     import prefect.context
-    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
 
     from rprp.settings import reset_settings
 
@@ -125,7 +129,9 @@ def prefect_api(portal_url: str, mail_sink, session_dir: Path) -> Iterator[str]:
     env.update({
         "PREFECT_HOME": str(home),
         "PREFECT_API_URL": api,
-        "PREFECT_UI_API_URL": api,
+        "PREFECT_UI_API_URL": f"{portal_url}/prefect/api",
+        "PREFECT_UI_SERVE_BASE": "/prefect",
+        "PREFECT_SERVER_API_AUTH_STRING": PREFECT_CREDENTIALS,
         "PREFECT_UI_ENABLED": "true",
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_LOGGING_LEVEL": "WARNING",
@@ -138,12 +144,14 @@ def prefect_api(portal_url: str, mail_sink, session_dir: Path) -> Iterator[str]:
     try:
         _wait_for(f"{api}/health", 180, process, log)
         os.environ["PREFECT_API_URL"] = api
-        os.environ["RPRP_PREFECT_UI_URL"] = base
+        os.environ["PREFECT_API_AUTH_STRING"] = PREFECT_CREDENTIALS
+        os.environ["RPRP_PREFECT_UI_URL"] = f"{portal_url}/prefect"
         reset_settings()
         with contextlib.ExitStack() as stack_:
             # This thread's settings, and the process-wide ones that the portal's thread and
             # any other thread without its own settings context fall back to.
-            stack_.enter_context(temporary_settings(updates={PREFECT_API_URL: api}))
+            stack_.enter_context(temporary_settings(updates={
+                PREFECT_API_URL: api, PREFECT_API_AUTH_STRING: PREFECT_CREDENTIALS}))
             stack_.enter_context(prefect.context._temporary_global_settings_context(
                 prefect.context.get_settings_context()))
             yield api
@@ -156,11 +164,13 @@ def prefect_api(portal_url: str, mail_sink, session_dir: Path) -> Iterator[str]:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait(timeout=10)
         os.environ.pop("PREFECT_API_URL", None)
+        os.environ.pop("PREFECT_API_AUTH_STRING", None)
 
 
 @pytest.fixture(scope="session")
-def prefect_ui(prefect_api: str) -> str:
-    return prefect_api.removesuffix("/api")
+def prefect_ui(prefect_api: str, portal_url: str) -> str:
+    """Where people open the Prefect UI: the portal's gateway."""
+    return f"{portal_url}/prefect"
 
 
 # -- the browser --------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from rprp.db import session_scope
 from tasks.casework import advance
 from tasks.intake import create_case
 from tasks.links import account_token
-from tests.e2e.conftest import PSD, REVIEWER
+from tests.e2e.conftest import OTHER_REVIEWER, PSD, REVIEWER
 from tests.support.cases import REVIEWER as REVIEWER_EMAIL
 from tests.support.cases import case_row, give_account, paused_in, sample_referral
 from tests.support.stack import eventually
@@ -188,12 +188,50 @@ async def test_officer_gives_an_account_from_the_emailed_link(new_page, portal, 
     await paused_in(case_id, S.FACT_FINDING_DECISION)
 
 
+async def open_resume(page: Page, prefect_ui: str, run_id: str):  # type: ignore[no-untyped-def]
+    await page.goto(f"{prefect_ui}/runs/flow-run/{run_id}")
+    await page.get_by_role("button", name="Resume").click()
+    modal = page.locator(".p-modal__card")
+    await expect(modal).to_contain_text("Resume Flow Run")
+    return modal
+
+
 async def test_reviewer_decides_in_the_prefect_ui(new_page, portal, prefect_ui, stack) -> None:  # type: ignore[no-untyped-def]
     case_id = await refer_through_api(portal)
     await paused_in(case_id, S.AWAITING_ACCOUNT)
     await give_account(case_id, "My account of the stop, given through the portal.")
     await paused_in(case_id, S.FACT_FINDING_DECISION)
+    run_id = case_row(case_id).flow_run_id or ""
 
+    # PSD (not a decision-maker) sees the run but may not take the reviewer's decision: the
+    # refusal is shown at once, the form stays open with what was typed, the case stays put.
+    psd: Page = await new_page()
+    await sign_in(psd, PSD)
+    modal = await open_resume(psd, prefect_ui, run_id)
+    await choose(psd, modal, "Fact-finding decision", "Fact-finding needed")
+    await fill(modal, "Reasons", "PSD tries to decide for the reviewer.")
+    await modal.get_by_role("button", name="Submit").click()
+    toast = psd.get_by_text("You may not take this decision", exact=False).first
+    await expect(toast).to_be_visible()
+    await expect(modal).to_be_visible()
+    await expect(_property(modal, "Reasons").locator("textarea, input").first).to_have_value(
+        "PSD tries to decide for the reviewer.")
+    assert case_row(case_id).state is S.FACT_FINDING_DECISION
+
+    # A second reviewer sees neither the case's run nor may resume it.
+    other: Page = await new_page()
+    await sign_in(other, OTHER_REVIEWER)
+    seen = await other.request.get(f"{prefect_ui}/api/flow_runs/{run_id}")
+    assert seen.status == 403
+    listed = await other.request.post(f"{prefect_ui}/api/flow_runs/filter", data={"limit": 200})
+    assert listed.ok and await listed.json() == []
+    resumed = await other.request.post(f"{prefect_ui}/api/flow_runs/{run_id}/resume", data={
+        "run_input": {"choice": "No fact-finding needed: go to the discussion"}})
+    assert (await resumed.json())["status"] == "REJECT"
+    assert case_row(case_id).state is S.FACT_FINDING_DECISION
+
+    # The case's reviewer: from the case page to the decision in the Prefect UI, through the
+    # gateway; no form asks who they are.
     page: Page = await new_page()
     await sign_in(page, REVIEWER)
     await page.goto(f"/cases/{case_id}")
@@ -201,16 +239,14 @@ async def test_reviewer_decides_in_the_prefect_ui(new_page, portal, prefect_ui, 
     await expect(decision).to_contain_text("Fact-finding decision")
     await decision.get_by_role("button", name=re.compile("Open the decision in Prefect")).click()
     await expect(page).to_have_url(re.compile(
-        re.escape(prefect_ui) + r"/runs/flow-run/" + re.escape(case_row(case_id).flow_run_id or "")))
-
-    # The Prefect UI's Resume form, rendered from the RunInput schema.
+        re.escape(prefect_ui) + r"/runs/flow-run/" + re.escape(run_id)))
     await page.get_by_role("button", name="Resume").click()
     modal = page.locator(".p-modal__card")
     await expect(modal).to_contain_text("Resume Flow Run")
+    await expect(modal).not_to_contain_text("email address")
     await choose(page, modal, "Fact-finding decision",
                  "No fact-finding needed: go to the discussion")
     await fill(modal, "Reasons", "The account and the body-worn video agree.")
-    await fill(modal, "Your email address", REVIEWER_EMAIL)
     await modal.get_by_role("button", name="Submit").click()
     await expect(modal).to_have_count(0)
 
@@ -269,8 +305,7 @@ async def test_the_discussion_step_offers_the_invitation_and_refuses_one_without
     await paused_in(case_id, S.AWAITING_ACCOUNT)
     await give_account(case_id, "My account of the stop, given through the portal.")
     await paused_in(case_id, S.FACT_FINDING_DECISION)
-    await decide(case_id, choice="No fact-finding needed: go to the discussion",
-                 decided_by=REVIEWER_EMAIL)
+    await decide(case_id, choice="No fact-finding needed: go to the discussion")
     case = await paused_in(case_id, S.DISCUSSION_SCHEDULING)
 
     page: Page = await new_page()

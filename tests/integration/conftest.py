@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from prefect.settings import PREFECT_API_URL, temporary_settings
+from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
 
 from rprp.mailsink import MailSink
 from rprp.settings import reset_settings
@@ -43,12 +43,15 @@ def prefect_server(mail_sink: MailSink, session_dir: Path) -> Iterator[PrefectSe
     server = PrefectServer(home=session_dir / "prefect", database_url=database_url)
     server.start()
     os.environ["PREFECT_API_URL"] = server.api_url
+    os.environ["PREFECT_API_AUTH_STRING"] = server.auth_string
     os.environ["RPRP_PREFECT_UI_URL"] = server.ui_url
     reset_settings()
-    with temporary_settings({PREFECT_API_URL: server.api_url}):
+    with temporary_settings({PREFECT_API_URL: server.api_url,
+                             PREFECT_API_AUTH_STRING: server.auth_string}):
         yield server
     server.stop()
     os.environ.pop("PREFECT_API_URL", None)
+    os.environ.pop("PREFECT_API_AUTH_STRING", None)
     failures = log_failures(server.home / "server.log")
     assert failures == [], f"the Prefect server logged failures no test saw: {failures[:5]}"
     if base:

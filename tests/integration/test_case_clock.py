@@ -21,7 +21,6 @@ from sqlmodel import select
 
 from models import ActionReview, Deadline
 from models.enums import CaseState, DeadlineKind
-from models.forms import DiscussionOutcome, FactFindingDecision, ReportForm, action_review_form
 from rprp.db import session_scope
 from rprp.mailsink import read_messages
 from tasks.action_reviews import record_review, review_wait
@@ -30,7 +29,15 @@ from tasks.casework import advance, apply_answer
 from tasks.deadline_sweep import reminder_day, sweep
 from tasks.intake import create_case
 from tasks.notify import deliver_pending
-from tests.support.cases import PSD, REVIEWER, case_row, outbox, report_answer, sample_referral
+from tests.support.cases import (
+    PSD,
+    REVIEWER,
+    case_row,
+    outbox,
+    report_answer,
+    sample_referral,
+    through_gateway,
+)
 
 S = CaseState
 pytestmark = [pytest.mark.integration]
@@ -56,11 +63,12 @@ def sent(case_id: int, kind: str) -> list[str]:
     return [row.recipient for row in outbox(case_id) if row.kind == kind]
 
 
-def answer(case_id: int, form: type, now: datetime, **values: object) -> CaseState:
-    """What a person's Resume form gives the flow, applied as its record-decision task does."""
+def answer(case_id: int, now: datetime, **values: object) -> CaseState:
+    """What a person's Resume form sends, through the gateway's checks and record, applied as
+    the flow's record-decision task does."""
     wait = advance(case_id, now)[1]
     assert wait is not None
-    return apply_answer(case_id, wait.key, form.model_validate(values), now)
+    return apply_answer(case_id, wait.key, through_gateway(case_id, wait, values, now=now), now)
 
 
 async def test_a_case_lives_its_whole_life_in_seconds_by_moving_the_sweep(
@@ -94,14 +102,14 @@ async def test_a_case_lives_its_whole_life_in_seconds_by_moving_the_sweep(
     assert sorted(sent(case_id, "missed_account_deadline")) == sorted([PSD, REVIEWER])
 
     # The reviewer's decisions, as the Resume forms send them.
-    assert answer(case_id, FactFindingDecision, morning_after, decided_by=REVIEWER,
+    assert answer(case_id, morning_after,
                   choice="No fact-finding needed: go to the discussion") is S.DISCUSSION_SCHEDULING
-    assert answer(case_id, DiscussionOutcome, morning_after, decided_by=REVIEWER,
+    assert answer(case_id, morning_after,
                   choice="Discussion held and the officer engaged",
                   held_on=morning_after.date()) is S.DISCUSSION_HELD
     report = report_answer(agreed_on=morning_after.date().isoformat(), review_period_weeks=12)
     report["actions"][0]["due_on"] = (morning_after.date() + timedelta(days=30)).isoformat()
-    assert answer(case_id, ReportForm, morning_after, **report) is S.REPORT_SUBMITTED
+    assert answer(case_id, morning_after, **report) is S.REPORT_SUBMITTED
     assert advance(case_id, morning_after)[0] is S.ACTIONS_MONITORING
     with session_scope() as session:
         review = session.exec(select(ActionReview).where(ActionReview.case_id == case_id)).one()
@@ -124,12 +132,11 @@ async def test_a_case_lives_its_whole_life_in_seconds_by_moving_the_sweep(
             # The review: the reviewer is emailed the link, closes the action, the case closes.
             step = review_wait(case_id, 1, run_id)
             assert step is not None
-            _, action_ids = step
-            form = action_review_form(action_ids)
+            wait, action_ids = step
             closing = {f"action_{a}_note": "Module completed." for a in action_ids}
             closing |= {f"action_{a}_outcome": "Completed: close this action" for a in action_ids}
-            assert record_review(case_id, 1, form.model_validate({**closing,
-                                                                  "decided_by": REVIEWER}))
+            assert record_review(case_id, 1, wait.key, through_gateway(
+                case_id, wait, closing, action_ids=action_ids))
         finally:
             await client.delete_flow_run(UUID(run_id))
     assert sent(case_id, "action_review_due") == [REVIEWER]

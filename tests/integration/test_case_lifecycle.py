@@ -14,6 +14,7 @@ from models import Account, ActionReview, Deadline
 from models.enums import CaseState, DeadlineKind, DeadlineStatus
 from rprp.db import session_scope
 from tests.support.cases import (
+    AS_PSD,
     PSD,
     REVIEWER,
     audit_actions,
@@ -27,6 +28,7 @@ from tests.support.cases import (
     paused_in,
     report_answer,
     sample_referral,
+    submit,
 )
 
 S = CaseState
@@ -43,8 +45,7 @@ async def sweep_at(as_of: datetime) -> dict[str, object]:
 
 async def to_discussion(case_id: int) -> None:
     await paused_in(case_id, S.FACT_FINDING_DECISION)
-    await decide(case_id, choice="No fact-finding needed: go to the discussion",
-                 decided_by=REVIEWER)
+    await decide(case_id, choice="No fact-finding needed: go to the discussion")
     await paused_in(case_id, S.DISCUSSION_SCHEDULING)
 
 
@@ -57,7 +58,7 @@ async def test_happy_path_from_notice_to_closure(stack, mail_sink) -> None:
     await give_account(case_id, "I accept I was abrupt; I was rushing to another call.")
     await to_discussion(case_id)
     await decide(case_id, choice="Discussion held and the officer engaged",
-                 held_on=datetime.now(UTC).date().isoformat(), decided_by=REVIEWER)
+                 held_on=datetime.now(UTC).date().isoformat())
     await paused_in(case_id, S.DISCUSSION_HELD)
     await decide(case_id, **report_answer())
     await paused_in(case_id, S.ACTIONS_MONITORING)
@@ -75,12 +76,9 @@ async def test_happy_path_from_notice_to_closure(stack, mail_sink) -> None:
     review_run = await _review_run(case_id)
     action_id = await _open_action_id(case_id)
     await _wait_paused(review_run)
-    from prefect.flow_runs import aresume_flow_run
-
-    await aresume_flow_run(review_run, run_input={
+    await decide(case_id, flow_run_id=str(review_run), **{
         f"action_{action_id}_note": "Module completed on time.",
-        f"action_{action_id}_outcome": "Completed: close this action",
-        "decided_by": REVIEWER})
+        f"action_{action_id}_outcome": "Completed: close this action"})
     assert await finished(case_id) == "Completed"
     assert case_row(case_id).state is S.CLOSED_COMPLETE
 
@@ -183,18 +181,20 @@ async def test_fact_finding_then_referral_back_then_each_authority_decision(stac
         await paused_in(case_id, S.AWAITING_ACCOUNT)
         await give_account(case_id, "My account of what happened at the stop.")
         await paused_in(case_id, S.FACT_FINDING_DECISION)
-        await decide(case_id, choice="Fact-finding needed", decided_by=REVIEWER)
+        await decide(case_id, choice="Fact-finding needed")
         await paused_in(case_id, S.FACT_FINDING)
         await decide(case_id, choice="Substantial new evidence: refer back to PSD",
-                     reasons="CCTV shows more", decided_by=REVIEWER)
+                     reasons="CCTV shows more")
         await paused_in(case_id, S.REFERRED_BACK)
         assert f"referral_back->{PSD}" in kinds(case_id)
-        # The reviewer may not take the appropriate authority's decision: asked again.
-        await decide(case_id, choice=choice, reasons="Reviewer tries", decided_by=REVIEWER)
+        # The reviewer may not take the appropriate authority's decision: refused at once.
+        refused = await submit(case_id, choice=choice, reasons="Reviewer tries")
+        assert refused["status"] == "REJECT"
+        assert "PSD decision-maker" in refused["details"]["reason"]
         await paused_in(case_id, S.REFERRED_BACK)
         assert any(a.startswith("decision_rejected:referred-back-")
                    for a in audit_actions(case_id))
-        await decide(case_id, choice=choice, reasons="AA reassessed severity", decided_by=PSD)
+        await decide(case_id, choice=choice, reasons="AA reassessed severity", by=AS_PSD)
         if expected.is_terminal:
             await finished(case_id)
             assert case_row(case_id).state is expected
@@ -218,11 +218,11 @@ async def test_non_engagement_goes_to_a_decision_then_upp_or_formal_proceedings(
     await give_account(case_id, "My account of what happened at the stop.")
     await to_discussion(case_id)
     await invite_officer(case_id)
-    await decide(case_id, choice="Officer did not attend", decided_by=REVIEWER)
+    await decide(case_id, choice="Officer did not attend")
     await paused_in(case_id, S.NON_ENGAGEMENT_REVIEW)
     assert "discussion_outcome_recorded" in audit_actions(case_id)
     assert f"decision_needed->{PSD}" in kinds(case_id)
-    await decide(case_id, choice=choice, reasons="Refused twice", decided_by=PSD)
+    await decide(case_id, choice=choice, reasons="Refused twice", by=AS_PSD)
     await finished(case_id)
     assert case_row(case_id).state is expected
     assert f"escalation->{PSD}" in kinds(case_id)
@@ -234,14 +234,16 @@ async def test_upp_is_not_offered_for_a_probationer_constable(stack) -> None:
     await give_account(case_id, "My account of what happened at the stop.")
     await to_discussion(case_id)
     await decide(case_id, choice="Officer attended but did not engage",
-                 held_on=datetime.now(UTC).date().isoformat(), decided_by=REVIEWER)
+                 held_on=datetime.now(UTC).date().isoformat())
     case = await paused_in(case_id, S.NON_ENGAGEMENT_REVIEW)
     schema = await _pending_schema(case.flow_run_id or "")
     assert "Unsatisfactory performance procedures (UPP)" not in str(schema)
     assert "Formal (misconduct) proceedings" in str(schema)
-    with pytest.raises(Exception):  # noqa: B017  (the server refuses input the form cannot hold)
-        await decide(case_id, choice="Unsatisfactory performance procedures (UPP)",
-                     reasons="x" * 5, decided_by=PSD)
+    refused = await submit(case_id, by=AS_PSD, reasons="x" * 5,
+                           choice="Unsatisfactory performance procedures (UPP)")
+    assert refused["status"] == "REJECT"
+    assert "Choose one of the options for 'Decision on non-engagement'" in (
+        refused["details"]["reason"])
     assert case_row(case_id).state is S.NON_ENGAGEMENT_REVIEW
 
 
@@ -289,7 +291,7 @@ async def test_public_complaint_gets_progress_and_outcome_letters(stack) -> None
     await give_account(case_id, "My account of what happened at the stop.")
     await to_discussion(case_id)
     await decide(case_id, choice="Discussion held and the officer engaged",
-                 held_on=datetime.now(UTC).date().isoformat(), decided_by=REVIEWER)
+                 held_on=datetime.now(UTC).date().isoformat())
     await paused_in(case_id, S.DISCUSSION_HELD)
     words = "Stops will now be explained at the start."
     await decide(case_id, **report_answer(complainant_summary=words))
@@ -315,10 +317,9 @@ async def test_resuming_twice_and_sweeping_twice_send_nothing_twice(stack, mail_
     await paused_in(case_id, S.AWAITING_ACCOUNT)
     await give_account(case_id, "My account of what happened at the stop.")
     await paused_in(case_id, S.FACT_FINDING_DECISION)
-    await decide(case_id, choice="No fact-finding needed: go to the discussion",
-                 decided_by=REVIEWER)
-    with pytest.raises(Exception):  # noqa: B017  (a second resume of the same pause is refused)
-        await decide(case_id, choice="Fact-finding needed", decided_by=REVIEWER)
+    await decide(case_id, choice="No fact-finding needed: go to the discussion")
+    again = await submit(case_id, choice="Fact-finding needed")  # the same pause, answered
+    assert again["status"] == "REJECT"
     await paused_in(case_id, S.DISCUSSION_SCHEDULING)
     now = datetime.now(UTC) + timedelta(days=40)
     await sweep_at(now)
@@ -341,8 +342,7 @@ async def test_worker_killed_mid_flow_then_restarted_loses_and_repeats_nothing(s
     await paused_in(case_id, S.AWAITING_ACCOUNT)
     await give_account(case_id, "My account of what happened at the stop.")
     case = await paused_in(case_id, S.FACT_FINDING_DECISION)
-    await decide(case_id, choice="No fact-finding needed: go to the discussion",
-                 decided_by=REVIEWER)
+    await decide(case_id, choice="No fact-finding needed: go to the discussion")
     await eventually(lambda: flow_run_state(case.flow_run_id or ""), 60, "run picked up",
                      interval=0.05)
 
@@ -397,8 +397,6 @@ async def test_smtp_down_delays_mail_and_it_is_delivered_once_when_back(stack, m
 
 async def test_a_whole_life_with_its_waits_runs_in_seconds_by_moving_time(stack) -> None:
     """The 5-working-day account wait and a 3-month action review, with no sleeping."""
-    from prefect.flow_runs import aresume_flow_run
-
     case_id = await open_case()
     await paused_in(case_id, S.AWAITING_ACCOUNT)
     with session_scope() as session:
@@ -407,7 +405,7 @@ async def test_a_whole_life_with_its_waits_runs_in_seconds_by_moving_time(stack)
     await sweep_at(due.replace(tzinfo=UTC) + timedelta(hours=8))
     await to_discussion(case_id)
     await decide(case_id, choice="Discussion held and the officer engaged",
-                 held_on=datetime.now(UTC).date().isoformat(), decided_by=REVIEWER)
+                 held_on=datetime.now(UTC).date().isoformat())
     await paused_in(case_id, S.DISCUSSION_HELD)
     await decide(case_id, **report_answer())
     await paused_in(case_id, S.ACTIONS_MONITORING)
@@ -415,8 +413,8 @@ async def test_a_whole_life_with_its_waits_runs_in_seconds_by_moving_time(stack)
     review_run = await _review_run(case_id)
     await _wait_paused(review_run)
     action_id = await _open_action_id(case_id)
-    await aresume_flow_run(review_run, run_input={
+    await decide(case_id, flow_run_id=str(review_run), **{
         f"action_{action_id}_note": "Done.", f"action_{action_id}_outcome":
-        "Completed: close this action", "decided_by": REVIEWER})
+        "Completed: close this action"})
     assert await finished(case_id) == "Completed"
     assert case_row(case_id).state is S.CLOSED_COMPLETE

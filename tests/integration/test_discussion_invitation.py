@@ -28,7 +28,7 @@ from tasks.discussion_invitation import working_day_before
 from tasks.intake import create_case
 from tasks.notify import deliver_pending
 from tasks.records import officer_of
-from tests.support.cases import PSD, REVIEWER, case_row, outbox, sample_referral
+from tests.support.cases import PSD, REVIEWER, case_row, outbox, sample_referral, through_gateway
 
 S = CaseState
 pytestmark = [pytest.mark.integration]
@@ -37,7 +37,7 @@ pytestmark = [pytest.mark.integration]
 def answer(case_id: int, form: type, **values: Any) -> CaseState:
     wait = advance(case_id)[1]
     assert wait is not None
-    return apply_answer(case_id, wait.key, form.model_validate({"decided_by": REVIEWER, **values}))
+    return apply_answer(case_id, wait.key, through_gateway(case_id, wait, values))
 
 
 def calendar_part(message: StoredMessage) -> tuple[EmailMessage, Calendar]:

@@ -16,12 +16,6 @@ from sqlmodel import select
 
 from models import ActionReview, Report
 from models.enums import CaseState
-from models.forms import (
-    ComplaintReportForm,
-    DiscussionOutcome,
-    FactFindingDecision,
-    action_review_form,
-)
 from rprp.db import session_scope
 from rprp.mailsink import read_messages
 from tasks.action_reviews import record_review, review_wait
@@ -32,7 +26,15 @@ from tasks.intake import create_case
 from tasks.notify import deliver_pending
 from tasks.report import record_pdr_discussion
 from tests.integration.test_case_clock import answer, at_seven, pool_paused  # noqa: F401
-from tests.support.cases import PSD, REVIEWER, case_row, outbox, report_answer, sample_referral
+from tests.support.cases import (
+    PSD,
+    REVIEWER,
+    case_row,
+    outbox,
+    report_answer,
+    sample_referral,
+    through_gateway,
+)
 
 S = CaseState
 pytestmark = [pytest.mark.integration]
@@ -74,15 +76,15 @@ async def test_a_public_complaint_tells_everyone_what_they_are_owed(
     assert "contact Professional Standards at psd@force.example" in notice.text
 
     now = served + timedelta(days=15)
-    assert answer(case_id, FactFindingDecision, now, decided_by=REVIEWER,
+    assert answer(case_id, now,
                   choice="No fact-finding needed: go to the discussion") is S.DISCUSSION_SCHEDULING
-    assert answer(case_id, DiscussionOutcome, now, decided_by=REVIEWER,
+    assert answer(case_id, now,
                   choice="Discussion held and the officer engaged",
                   held_on=now.date()) is S.DISCUSSION_HELD
     report = report_answer(agreed_on=now.date().isoformat(), complainant_summary=WORDS,
                            force_lessons="Night-shift supervision gaps in the response team.")
     report["actions"][0]["due_on"] = (now.date() + timedelta(days=30)).isoformat()
-    assert answer(case_id, ComplaintReportForm, now, **report) is S.REPORT_SUBMITTED
+    assert answer(case_id, now, **report) is S.REPORT_SUBMITTED
     assert advance(case_id, now)[0] is S.ACTIONS_MONITORING
 
     # The action-plan review twelve weeks on closes the case.
@@ -96,11 +98,11 @@ async def test_a_public_complaint_tells_everyone_what_they_are_owed(
         try:
             step = review_wait(case_id, 1, run_id)
             assert step is not None
-            _, action_ids = step
+            wait, action_ids = step
             closing = {f"action_{a}_note": "Module completed." for a in action_ids}
             closing |= {f"action_{a}_outcome": "Completed: close this action" for a in action_ids}
-            assert record_review(case_id, 1, action_review_form(action_ids).model_validate(
-                {**closing, "decided_by": REVIEWER}))
+            assert record_review(case_id, 1, wait.key, through_gateway(
+                case_id, wait, closing, action_ids=action_ids))
         finally:
             await client.delete_flow_run(UUID(run_id))
     assert advance(case_id)[0] is S.CLOSED_COMPLETE

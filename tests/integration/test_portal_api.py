@@ -26,9 +26,7 @@ from models import Account, AuditEvent, Case, Deadline, Officer, PortalSession, 
 from models.enums import CaseState, DeadlineKind, EmploymentStatus
 from models.forms import (
     DiscussionChoice,
-    DiscussionOutcome,
     FactFindingChoice,
-    FactFindingDecision,
 )
 from portal import account_code, actions
 from portal.app import create_app
@@ -38,7 +36,7 @@ from rprp.settings import get_settings, reset_settings
 from tasks.calendar import england_and_wales
 from tasks.casework import advance, apply_answer, record_account, wait_for
 from tasks.links import account_token, flow_run_link
-from tests.support.cases import REVIEWER, sample_referral
+from tests.support.cases import REVIEWER, sample_referral, through_gateway
 
 S = CaseState
 PSD_AUTH = ("psd.user", "psd-pass-1")
@@ -191,8 +189,8 @@ def to_discussion(case_id: int) -> None:
         assert case is not None
         wait = wait_for(case)
     assert wait is not None
-    apply_answer(case_id, wait.key, FactFindingDecision(
-        choice=FactFindingChoice.NO_FACT_FINDING, decided_by=REVIEWER))
+    apply_answer(case_id, wait.key, through_gateway(
+        case_id, wait, {"choice": FactFindingChoice.NO_FACT_FINDING.value}))
     with session_scope() as session:
         case = session.get(Case, case_id)
         assert case is not None and case.state is S.DISCUSSION_SCHEDULING
@@ -944,8 +942,7 @@ def _discussion_answer(case_id: int, **values: Any) -> None:
         assert case is not None
         wait = wait_for(case)
     assert wait is not None and wait.kind == "discussion_outcome"
-    apply_answer(case_id, wait.key, DiscussionOutcome.model_validate(
-        {"decided_by": REVIEWER, **values}))
+    apply_answer(case_id, wait.key, through_gateway(case_id, wait, values))
 
 
 def test_the_case_page_shows_the_invitation_its_flag_and_the_missed_meeting(

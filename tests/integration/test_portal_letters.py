@@ -14,7 +14,6 @@ from sqlmodel import select
 
 from models import Deadline, Report
 from models.enums import CaseState, DeadlineKind, DeadlineStatus
-from models.forms import ComplaintReportForm, DiscussionOutcome
 from portal import account_code, actions
 from rprp.db import session_scope
 from tasks.casework import advance, apply_answer
@@ -32,7 +31,7 @@ from tests.integration.test_portal_api import (  # noqa: F401  (fixtures)
     serve_notice,
     to_discussion,
 )
-from tests.support.cases import REVIEWER, audit_actions, outbox, report_answer
+from tests.support.cases import REVIEWER, audit_actions, outbox, report_answer, through_gateway
 
 S = CaseState
 SUMMARY = "Stops will now be explained at the start, and this is being checked."
@@ -104,13 +103,12 @@ def reported_case(http: TestClient) -> int:
     to_discussion(case_id)
     wait = advance(case_id)[1]
     assert wait is not None
-    apply_answer(case_id, wait.key, DiscussionOutcome.model_validate({
-        "choice": "Discussion held and the officer engaged", "held_on": date.today(),
-        "decided_by": REVIEWER}))
+    apply_answer(case_id, wait.key, through_gateway(case_id, wait, {
+        "choice": "Discussion held and the officer engaged", "held_on": date.today().isoformat()}))
     wait = advance(case_id)[1]
     assert wait is not None
-    assert apply_answer(case_id, wait.key, ComplaintReportForm.model_validate(
-        report_answer(complainant_summary=SUMMARY))) is S.REPORT_SUBMITTED
+    assert apply_answer(case_id, wait.key, through_gateway(
+        case_id, wait, report_answer(complainant_summary=SUMMARY))) is S.REPORT_SUBMITTED
     return case_id
 
 

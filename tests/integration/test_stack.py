@@ -126,9 +126,18 @@ def rprp(env: dict[str, str], *args: str, timeout: float = DEMO_TIMEOUT
                           timeout=timeout, check=False)
 
 
+def prefect_auth(data_dir: Path) -> tuple[str, str]:
+    """The Prefect server's credentials `rprp up` generated (user:password as basic auth)."""
+    key = data_dir / "prefect-api-auth.key"
+    assert key.stat().st_mode & 0o777 == 0o600
+    user, _, password = key.read_text().strip().partition(":")
+    return user, password
+
+
 def run_demo(env: dict[str, str], prefect: str, portal_port: int) -> dict[int, str]:
-    """`rprp demo` in a second terminal, told nothing about the stack's ports (it finds them in
-    the data dir); returns {case id: state} as it printed them."""
+    """`rprp demo` in a second terminal, told nothing about the stack's ports or credentials (it
+    finds them in the data dir); returns {case id: state} as it printed them."""
+    gateway = f"http://127.0.0.1:{portal_port}/prefect"
     done = subprocess.run([sys.executable, "-m", "rprp.cli", "demo"], cwd=ROOT, env=env,
                           stdin=subprocess.DEVNULL, capture_output=True, text=True,
                           timeout=DEMO_TIMEOUT, check=False)
@@ -137,20 +146,21 @@ def run_demo(env: dict[str, str], prefect: str, portal_port: int) -> dict[int, s
     assert {path: state for path, (_, state) in found.items()} == DEMO_PATHS, done.stdout
     for case_id, _ in found.values():
         assert f"http://127.0.0.1:{portal_port}/cases/{case_id}" in done.stdout
-    assert done.stdout.count(f"{prefect}/runs/flow-run/") == len(DEMO_PATHS), done.stdout
+    assert done.stdout.count(f"{gateway}/runs/flow-run/") == len(DEMO_PATHS), done.stdout
     return dict(found.values())
 
 
-def seen_in_both(prefect: str, portal: str, cases: dict[int, str]) -> None:
+def seen_in_both(prefect: str, portal: str, cases: dict[int, str], auth: tuple[str, str]) -> None:
     """Each case is on the portal in its state, and its Prefect flow run is paused for it."""
     for case_id, state in cases.items():
         page = httpx.get(f"{portal}/api/referrals/{case_id}", auth=DEFAULT_PSD, timeout=10)
         assert page.status_code == 200, page.text
         assert page.json()["state"] == state
         run_id = page.json()["flow_run_id"]
-        run = httpx.get(f"{prefect}/api/flow_runs/{run_id}", timeout=10).json()
+        run = httpx.get(f"{prefect}/api/flow_runs/{run_id}", auth=auth, timeout=10).json()
         assert run["state"]["type"] == "PAUSED", (case_id, run["state"])
-        assert page.json()["pending_decision"]["prefect_url"].endswith(run_id)
+        link = page.json()["pending_decision"]["prefect_url"]
+        assert link == f"{portal}/prefect/runs/flow-run/{run_id}"  # through the gateway
 
 
 @pytest.mark.integration
@@ -165,16 +175,21 @@ def test_rprp_up_starts_everything_and_ctrl_c_stops_it(tmp_path: Path,
         process = start_up((prefect_port, portal_port), env, out, data_dir)
         assert ready(prefect, portal), diagnostics(out, data_dir)
 
-        # The UI is served, and pointed at this server's API (not the default port).
-        assert httpx.get(prefect, timeout=10).status_code == 200
-        ui_settings = httpx.get(f"{prefect}/ui-settings", timeout=10).json()
-        assert ui_settings["api_url"] == f"{prefect}/api"
+        # Prefect answers only with its credentials; its UI is served under /prefect and
+        # pointed at the portal's gateway, which signed-out people cannot pass.
+        auth = prefect_auth(data_dir)
+        assert httpx.get(f"{prefect}/api/work_pools/rprp-pool", timeout=10).status_code == 401
+        ui_settings = httpx.get(f"{prefect}/prefect/ui-settings", timeout=10).json()
+        assert ui_settings["api_url"] == f"{portal}/prefect/api"
+        assert httpx.get(f"{portal}/prefect/api/flow_runs/filter", timeout=10).status_code == 401
+        assert httpx.get(f"{portal}/prefect/", timeout=10).status_code == 303  # to sign in
 
         # The pool, the three deployments on it, and the sweep's working-day schedule.
-        pool = httpx.get(f"{prefect}/api/work_pools/rprp-pool", timeout=10).json()
+        pool = httpx.get(f"{prefect}/api/work_pools/rprp-pool", auth=auth, timeout=10).json()
         assert pool["type"] == "process"
         assert pool["status"] == "READY", "the worker should have reported in"
-        found = httpx.post(f"{prefect}/api/deployments/filter", json={}, timeout=10).json()
+        found = httpx.post(f"{prefect}/api/deployments/filter", json={}, auth=auth,
+                           timeout=10).json()
         assert {d["name"] for d in found} == DEPLOYMENTS
         assert {d["work_pool_name"] for d in found} == {"rprp-pool"}
         sweep = next(d for d in found if d["name"] == "rprp-sweep")
@@ -186,13 +201,14 @@ def test_rprp_up_starts_everything_and_ctrl_c_stops_it(tmp_path: Path,
         assert outbox.status_code in (200, 303), outbox.status_code
         assert not port_is_free(smtp_port)
         output_text = out.read_text()
-        for where in (prefect, f"{portal}/outbox", f"127.0.0.1:{smtp_port}", str(data_dir)):
+        for where in (prefect, f"{portal}/prefect/", f"{portal}/outbox",
+                      f"127.0.0.1:{smtp_port}", str(data_dir)):
             assert where in output_text
 
         # `rprp demo` against it: four cases, each in the portal and paused in Prefect.
         cases = run_demo(env, prefect, portal_port)
-        seen_in_both(prefect, portal, cases)
-        # `rprp sweep` finds the running stack by itself too.
+        seen_in_both(prefect, portal, cases, auth)
+        # `rprp sweep` finds the running stack (and its Prefect credentials) by itself too.
         swept = rprp(env, "sweep")
         assert swept.returncode == 0, swept.stdout + swept.stderr
         assert isinstance(json.loads(swept.stdout), dict), swept.stdout
@@ -211,7 +227,7 @@ def test_rprp_up_starts_everything_and_ctrl_c_stops_it(tmp_path: Path,
         # The next `rprp up` finds the same cases, each still waiting for its person.
         process = start_up((prefect_port, portal_port), env, tmp_path / "up-again.out",
                            data_dir)
-        seen_in_both(prefect, portal, cases)
+        seen_in_both(prefect, portal, cases, auth)
         ctrl_c(process, tmp_path / "up-again.out", data_dir)
         for log in sorted((data_dir / "logs").glob("*.log")):
             assert log_failures(log) == [], f"{log.name} logged failures no test saw"

@@ -3,25 +3,35 @@
 from __future__ import annotations
 
 import itertools
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+import httpx
 from prefect.client.orchestration import get_client
-from prefect.flow_runs import aresume_flow_run
+from pydantic import BaseModel
 from sqlmodel import select
 
 from models import AuditEvent, Case, Outbox
 from models.enums import CaseState
+from portal.auth import PSD_DECISION_MAKER, User
+from portal.gateway import submit_decision
 from rprp.db import session_scope
-from tasks.casework import record_account
+from tasks.casework import Wait, record_account
+from tasks.decisions import Step, form_class, take
 from tasks.intake import ReferralIn, create_case
 from tasks.orchestration import start_case_flow, wake_case
+from tasks.people import entitlement
+from tasks.records import lock_case
 from tests.support.stack import WAIT_CEILING, eventually
 
 _numbers = itertools.count(1)
 REVIEWER = "sgt.reviewer@force.example"
 PSD = "psd@force.example"
+# The signed-in people the gateway knows (portal.auth.User), as the decisions' senders.
+AS_REVIEWER = User("Sgt Sam Reviewer", REVIEWER, frozenset({"reviewer"}))
+AS_PSD = User("PSD decision-maker", PSD, frozenset({"psd", PSD_DECISION_MAKER}))
+AS_OTHER_REVIEWER = User("Sgt Other", "sgt.other@force.example", frozenset({"reviewer"}))
 
 
 def sample_referral(**overrides: Any) -> ReferralIn:
@@ -91,10 +101,22 @@ async def finished(case_id: int, timeout: float = WAIT_CEILING) -> str:
     return await eventually(check, timeout, f"flow run of case {case_id} to finish")  # type: ignore[return-value]
 
 
-async def decide(case_id: int, **answer: Any) -> None:
-    """What the Resume form in the Prefect UI sends."""
-    case = case_row(case_id)
-    await aresume_flow_run(UUID(case.flow_run_id or ""), run_input=answer)
+async def submit(case_id: int, by: User = AS_REVIEWER, flow_run_id: str | None = None,
+                 **answer: Any) -> dict[str, Any]:
+    """What the Prefect UI's Resume form sends, through the gateway, signed in as `by`;
+    returns the gateway's answer (ACCEPT, or REJECT with the reason the UI shows)."""
+    run = flow_run_id or case_row(case_id).flow_run_id or ""
+    async with httpx.AsyncClient(timeout=30) as client:
+        result = await submit_decision(by, run, answer, client)
+    assert result is not None, "the run is a case's"
+    return result
+
+
+async def decide(case_id: int, by: User = AS_REVIEWER, flow_run_id: str | None = None,
+                 **answer: Any) -> None:
+    """A decision the gateway accepts and forwards to Prefect."""
+    result = await submit(case_id, by, flow_run_id, **answer)
+    assert result["status"] == "ACCEPT", result
 
 
 async def invite_officer(case_id: int, day: date | None = None, hhmm: str = "10:00") -> Case:
@@ -106,7 +128,7 @@ async def invite_officer(case_id: int, day: date | None = None, hhmm: str = "10:
     day = day or england_and_wales().add_working_days(date.today(), 2)
     await decide(case_id, choice="Invite the officer: send the date, time and place below",
                  meeting_date=day.isoformat(), meeting_time=hhmm,
-                 place="Interview room 2, Central police station", decided_by=REVIEWER)
+                 place="Interview room 2, Central police station")
     await eventually(lambda: case_row(case_id).step_answers > before, 90,
                      f"case {case_id} to record the invitation")
     return await paused_in(case_id, CaseState.DISCUSSION_SCHEDULING)
@@ -146,7 +168,22 @@ def report_answer(**overrides: Any) -> dict[str, Any]:
         "review_period_weeks": 12,
         "agreed_on": today.isoformat(),
         "agreement": "The officer agrees the report",
-        "decided_by": REVIEWER,
     }
     answer.update(overrides)
     return answer
+
+
+def through_gateway(case_id: int, wait: Wait, values: dict[str, Any], by: User = AS_REVIEWER,
+                    now: datetime | None = None,
+                    action_ids: list[int] | None = None) -> BaseModel:
+    """The gateway's checks and submission record for an answer, without Prefect: returns the
+    answer exactly as the flow would receive it (confidential fields sealed)."""
+    with session_scope() as session:
+        case = lock_case(session, case_id)
+        form = form_class(session, case, wait.kind, action_ids)
+        step = Step(case_id, case.flow_run_id or "", wait, form)
+        basis = entitlement(case, by.email, decision_maker=by.has(PSD_DECISION_MAKER),
+                            reviewer_may=step.reviewer_may, psd_may=step.psd_may)
+        forwarded, errors, _ = take(session, case, step, values, by.email, basis, now)
+    assert forwarded is not None, errors
+    return forwarded

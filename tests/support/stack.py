@@ -45,6 +45,8 @@ class PrefectServer:
     database_url: str = ""
     port: int = 0
     process: subprocess.Popen | None = None
+    # As `rprp up` runs it: only clients with these credentials (the gateway, workers) get in.
+    auth_string: str = "test-prefect-credentials-not-for-production"
 
     @property
     def api_url(self) -> str:
@@ -62,11 +64,15 @@ class PrefectServer:
             "PREFECT_HOME": str(self.home),
             "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
             "PREFECT_UI_API_URL": self.api_url,
+            "PREFECT_UI_SERVE_BASE": "/prefect",  # as `rprp up` serves it, behind the gateway
             "PREFECT_API_DATABASE_CONNECTION_URL": self.database_url
             or f"sqlite+aiosqlite:///{self.home / 'prefect.db'}",
             "PREFECT_SERVER_LOGGING_LEVEL": "WARNING",
         })
         env.pop("PREFECT_API_URL", None)
+        env.pop("PREFECT_SERVER_API_AUTH_STRING", None)
+        if self.auth_string:
+            env["PREFECT_SERVER_API_AUTH_STRING"] = self.auth_string
         log = (self.home / "server.log").open("ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
@@ -179,6 +185,7 @@ def worker_env(api_url: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update({
         "PREFECT_API_URL": api_url,
+        "PREFECT_API_AUTH_STRING": os.environ.get("PREFECT_API_AUTH_STRING", ""),
         "PREFECT_WORKER_QUERY_SECONDS": "1",
         "PREFECT_WORKER_PREFETCH_SECONDS": "1",
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",

@@ -29,7 +29,7 @@ from tasks.discussion_invitation import (
 )
 from tasks.intake import create_case
 from tasks.records import officer_of
-from tests.support.cases import PSD, REVIEWER, sample_referral
+from tests.support.cases import PSD, REVIEWER, sample_referral, through_gateway
 
 S = CaseState
 INVITE = "Invite the officer: send the date, time and place below"
@@ -67,8 +67,7 @@ def answer(case_id: int, form: type = DiscussionOutcome, now: datetime | None = 
     """What the Resume form sends, applied as the flow's record-decision task does."""
     wait = advance(case_id, now)[1]
     assert wait is not None
-    return apply_answer(case_id, wait.key, form.model_validate({"decided_by": REVIEWER, **values}),
-                        now)
+    return apply_answer(case_id, wait.key, through_gateway(case_id, wait, values, now=now), now)
 
 
 def invite(case_id: int, day: date, hhmm: str = "10:00", choice: str = INVITE,

@@ -22,7 +22,6 @@ from models.forms import (
     DiscussionOutcome,
     FactFindingDecision,
     ReportForm,
-    action_review_form,
     authority_decision_form,
 )
 from rprp.db import session_scope
@@ -41,7 +40,17 @@ from tasks.casework import (
 from tasks.deadline_sweep import SweepReport, pdr_reminders, reminder_day
 from tasks.intake import create_case
 from tasks.report import PdrNotRecorded, add_months, names_the_officer, record_pdr_discussion
-from tests.support.cases import PSD, REVIEWER, case_row, outbox, report_answer, sample_referral
+from tests.support.cases import (
+    AS_PSD,
+    AS_REVIEWER,
+    PSD,
+    REVIEWER,
+    case_row,
+    outbox,
+    report_answer,
+    sample_referral,
+    through_gateway,
+)
 
 S = CaseState
 COMPLAINANT = "jo.public@example.org"
@@ -78,14 +87,15 @@ def new_case(complaint: bool = True, review_body: str = "local_policing_body",
 def answer(case_id: int, form: type, **values: Any) -> CaseState:
     wait = advance(case_id)[1]
     assert wait is not None
-    return apply_answer(case_id, wait.key, form.model_validate(values))
+    by = AS_PSD if values.pop("by_psd", False) else AS_REVIEWER
+    return apply_answer(case_id, wait.key, through_gateway(case_id, wait, values, by=by))
 
 
 def to_report(case_id: int) -> None:
     record_account(case_id, 1, "My account of what happened at the stop.")
-    assert answer(case_id, FactFindingDecision, decided_by=REVIEWER,
+    assert answer(case_id, FactFindingDecision, 
                   choice="No fact-finding needed: go to the discussion") is S.DISCUSSION_SCHEDULING
-    assert answer(case_id, DiscussionOutcome, decided_by=REVIEWER,
+    assert answer(case_id, DiscussionOutcome, 
                   choice="Discussion held and the officer engaged",
                   held_on=date.today()) is S.DISCUSSION_HELD
 
@@ -102,11 +112,11 @@ def close_complete(case_id: int) -> None:
     assert advance(case_id)[0] is S.ACTIONS_MONITORING
     step = review_wait(case_id, 1, None)
     assert step is not None
-    _, action_ids = step
+    wait, action_ids = step
     closing: dict[str, Any] = {f"action_{a}_note": "Module completed." for a in action_ids}
     closing |= {f"action_{a}_outcome": "Completed: close this action" for a in action_ids}
-    assert record_review(case_id, 1, action_review_form(action_ids).model_validate(
-        {**closing, "decided_by": REVIEWER}))
+    assert record_review(case_id, 1, wait.key, through_gateway(
+        case_id, wait, closing, action_ids=action_ids))
     assert case_row(case_id).state is S.CLOSED_COMPLETE
 
 
@@ -200,10 +210,19 @@ def test_the_outcome_letter_uses_the_complainants_words_not_the_force_lessons() 
 
 
 def test_a_complaint_report_without_the_complainants_words_is_refused() -> None:
+    from tasks.casework import advance
+    from tasks.decisions import form_class, parse_answer
+
     case_id = new_case()
     to_report(case_id)
-    assert file_report(case_id) is S.DISCUSSION_HELD  # the plain form, no complainant text
-    assert case_row(case_id).rejected_inputs == 1
+    wait = advance(case_id)[1]
+    assert wait is not None and wait.kind == "report"
+    with session_scope() as session:
+        form = form_class(session, case_row(case_id), wait.kind)
+    # The complaint form, as the gateway checks it: the complainant's words cleared is refused.
+    parsed, errors = parse_answer(form, report_answer(complainant_summary=""))
+    assert parsed is None and any("complainant" in e for e in errors)
+    assert case_row(case_id).state is S.DISCUSSION_HELD
 
 
 def test_a_report_without_a_complaint_needs_no_complainant_words() -> None:
@@ -217,9 +236,9 @@ def test_a_report_without_a_complaint_needs_no_complainant_words() -> None:
 
 def refer_back(case_id: int, choice: str) -> None:
     record_account(case_id, 1, "My account of what happened at the stop.")
-    assert answer(case_id, FactFindingDecision, decided_by=REVIEWER,
+    assert answer(case_id, FactFindingDecision, 
                   choice="Substantial new evidence: refer back to PSD") is S.REFERRED_BACK
-    answer(case_id, authority_decision_form(True), decided_by=PSD, choice=choice,
+    answer(case_id, authority_decision_form(True), by_psd=True, choice=choice,
            reasons="Reconsidered on the new evidence.")
 
 

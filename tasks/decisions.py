@@ -1,0 +1,338 @@
+"""A person's decision, from the gateway to the flow: which step a paused run waits on, whether
+this person may take it, what is wrong with the content (one rule set per form, shared by the
+gateway and the flow), the confidential fields sealed into the case DB, and the submission row
+by which the flow knows the decision came through the gateway and who took it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from sqlmodel import Session, select
+
+from models import (
+    ActionReview,
+    AuditEvent,
+    Case,
+    DecisionSubmission,
+    DiscussionInvitation,
+    SealedText,
+    as_utc,
+)
+from models.enums import CaseState, MeetingOutcome
+from models.forms import (
+    COMPLAINANT_SUMMARY_DEFAULT,
+    SEALED,
+    Agreement,
+    ComplaintReportForm,
+    DiscussionChoice,
+    DiscussionOutcome,
+    FactFindingDecision,
+    FactFindingOutcome,
+    ReportForm,
+    action_review_form,
+    authority_decision_form,
+    non_engagement_form,
+    prefilled,
+)
+from tasks import casework  # a module reference: casework uses this module too
+from tasks.calendar import LONDON
+from tasks.deadlines import date_text
+from tasks.records import officer_of
+from tasks.report import open_actions
+
+SEAL_PREFIX = "sealed:"
+ACTION_REVIEW = "action_review"
+
+
+class DecisionNotVerified(PermissionError):
+    """An answer reached the flow without a matching gateway submission."""
+
+
+@dataclass(frozen=True)
+class Step:
+    """The step of a case that a paused flow run waits on, and the form it asks."""
+
+    case_id: int
+    flow_run_id: str
+    wait: casework.Wait
+    form: type[BaseModel]
+    review_number: int | None = None
+
+    @property
+    def reviewer_may(self) -> bool:
+        return casework.DECIDERS.get(self.wait.kind, (True, True))[0]
+
+    @property
+    def psd_may(self) -> bool:
+        return casework.DECIDERS.get(self.wait.kind, (True, True))[1]
+
+
+def form_class(session: Session, case: Case, kind: str,
+               action_ids: list[int] | None = None) -> type[BaseModel]:
+    """The form a step asks, built the same way by the flow and the gateway."""
+    if kind == ACTION_REVIEW:
+        return action_review_form(action_ids or [])
+    upp = officer_of(session, case).upp_available
+    report: type[BaseModel] = ReportForm
+    if case.origin.has_complainant_duties:
+        report = prefilled(ComplaintReportForm, complainant_summary=COMPLAINANT_SUMMARY_DEFAULT)
+    forms: dict[str, type[BaseModel]] = {
+        "fact_finding_decision": FactFindingDecision,
+        "fact_finding_outcome": FactFindingOutcome,
+        "authority_decision": authority_decision_form(upp),
+        "discussion_outcome": DiscussionOutcome,
+        "non_engagement": non_engagement_form(upp),
+        "report": report,
+    }
+    return forms[kind]
+
+
+def action_review_wait(case: Case, number: int) -> casework.Wait:
+    return casework.Wait(f"action-review-{number}-{case.rejected_inputs}", ACTION_REVIEW,
+                f"Action-plan review {number}")
+
+
+def step_waiting_on(session: Session, flow_run_id: str) -> Step | None:
+    """The person's step a case's run (or an action-plan review's run) waits on, if any."""
+    case = session.exec(select(Case).where(Case.flow_run_id == flow_run_id)).first()
+    if case is not None:
+        wait = casework.wait_for(case)
+        if wait is None or wait.kind == "wake":
+            return None
+        assert case.id is not None
+        return Step(case.id, flow_run_id, wait, form_class(session, case, wait.kind))
+    review = session.exec(
+        select(ActionReview).where(ActionReview.flow_run_id == flow_run_id)).first()
+    if review is None or review.completed_at is not None:
+        return None
+    case = session.get(Case, review.case_id)
+    if case is None or case.state is not CaseState.ACTIONS_MONITORING:
+        return None
+    action_ids = [a.id for a in open_actions(session, review.case_id) if a.id is not None]
+    return Step(review.case_id, flow_run_id, action_review_wait(case, review.number),
+                form_class(session, case, ACTION_REVIEW, action_ids), review.number)
+
+
+def case_of_run(session: Session, flow_run_id: str) -> Case | None:
+    """The case a flow run belongs to: its lifecycle run or one of its action-plan reviews."""
+    case = session.exec(select(Case).where(Case.flow_run_id == flow_run_id)).first()
+    if case is not None:
+        return case
+    review = session.exec(
+        select(ActionReview).where(ActionReview.flow_run_id == flow_run_id)).first()
+    return session.get(Case, review.case_id) if review is not None else None
+
+
+# -- the content: all of a form's errors at once, in the form's words --------------------------
+
+def _title(form: type[BaseModel], loc: tuple[Any, ...]) -> str:
+    """The field's title as the form shows it; an action's fields are named by its number."""
+    if not loc or not isinstance(loc[0], str) or loc[0] not in form.model_fields:
+        return "a field"
+    field = form.model_fields[loc[0]]
+    title = field.title or str(loc[0])
+    if loc[0] == "actions" and len(loc) >= 3 and isinstance(loc[1], int):
+        from models.forms import ReportAction
+
+        inner = ReportAction.model_fields.get(str(loc[2]))
+        return f"Action {loc[1] + 1}: {inner.title if inner and inner.title else 'a field'}"
+    return title
+
+
+def _message(form: type[BaseModel], error: Any) -> str:
+    """One pydantic error in plain words: never the value that was typed."""
+    kind, ctx = error["type"], error.get("ctx") or {}
+    loc = tuple(error["loc"])
+    if kind == "extra_forbidden":
+        return "The form has a field this step does not ask for: reload the page and try again"
+    title = _title(form, loc)
+    if kind == "missing":
+        return f"Enter '{title}'"
+    if kind == "string_too_short":
+        return f"'{title}' must be at least {ctx.get('min_length')} characters"
+    if kind == "string_too_long":
+        return f"'{title}' must be {ctx.get('max_length')} characters or fewer"
+    if kind == "too_short":
+        return f"Add at least {ctx.get('min_length')} to '{title}'"
+    if kind == "enum":
+        return f"Choose one of the options for '{title}'"
+    if kind.startswith("date"):
+        return f"Enter '{title}' as a real date"
+    if kind in ("greater_than_equal", "less_than_equal", "int_parsing", "int_from_float"):
+        field = form.model_fields.get(str(loc[0]))
+        bounds = {type(m).__name__: m for m in (field.metadata if field else [])}
+        low = getattr(bounds.get("Ge"), "ge", None)
+        high = getattr(bounds.get("Le"), "le", None)
+        if low is not None and high is not None:
+            return f"'{title}' must be a whole number from {low} to {high}"
+        return f"'{title}' must be a whole number"
+    return f"Check '{title}'"
+
+
+def parse_answer(form: type[BaseModel], data: Any) -> tuple[BaseModel | None, list[str]]:
+    """The answer as the form's model, or the structural errors, each said once."""
+    if not isinstance(data, dict):
+        return None, ["The form was not sent properly: reload the page and try again"]
+    try:
+        return form.model_validate(data), []
+    except ValidationError as exc:
+        messages: list[str] = []
+        for error in exc.errors():
+            message = _message(form, error)
+            if message not in messages:
+                messages.append(message)
+        return None, messages
+
+
+def today_in_london(now: datetime | None = None) -> date:
+    return (now or datetime.now(UTC)).astimezone(LONDON).date()
+
+
+def discussion_date(session: Session, case: Case) -> date | None:
+    """When the discussion was held: the date the reviewer recorded on the discussion step, or
+    else the day of the invitation it was recorded against."""
+    event = session.exec(
+        select(AuditEvent).where(
+            AuditEvent.case_id == case.id,
+            AuditEvent.action == f"discussion_outcome:{DiscussionChoice.HELD_ENGAGED.name}")
+        .order_by(AuditEvent.id.desc())  # type: ignore[union-attr]
+    ).first()
+    if event is None:
+        return None
+    if event.detail.startswith("on "):
+        try:
+            return date.fromisoformat(event.detail.removeprefix("on ").strip())
+        except ValueError:
+            return None
+    invitation = session.exec(
+        select(DiscussionInvitation).where(
+            DiscussionInvitation.case_id == case.id,
+            DiscussionInvitation.outcome == MeetingOutcome.HELD_ENGAGED)
+        .order_by(DiscussionInvitation.id.desc())  # type: ignore[union-attr]
+    ).first()
+    return as_utc(invitation.starts_at).astimezone(LONDON).date() if invitation else None
+
+
+def problems(session: Session, case: Case, kind: str, answer: Any,
+             now: datetime | None = None) -> list[str]:
+    """What the domain rules say is wrong with a well-formed answer (empty: nothing)."""
+    today = today_in_london(now)
+    found: list[str] = []
+    if kind == "discussion_outcome":
+        title = DiscussionOutcome.model_fields["held_on"].title
+        if answer.held_on is not None and answer.held_on > today:
+            found.append(f"'{title}' cannot be in the future")
+        if answer.held_on is not None and answer.held_on < case.referred_on:
+            found.append(f"'{title}' cannot be before the case was referred "
+                         f"({date_text(case.referred_on)})")
+    elif kind == "report":
+        title = ReportForm.model_fields["agreed_on"].title
+        if answer.agreed_on > today:
+            found.append(f"'{title}' cannot be in the future")
+        held = discussion_date(session, case)
+        if held is not None and answer.agreed_on < held:
+            found.append(f"'{title}' cannot be before the discussion ({date_text(held)})")
+        for number, action in enumerate(answer.actions, start=1):
+            if action.due_on < answer.agreed_on:
+                found.append(f"Action {number}: the due date must be on or after '{title}'")
+        if answer.agreement is Agreement.NOT_AGREED and not answer.officer_comments.strip():
+            found.append("Record the officer's comments when they do not agree the report")
+    elif kind in ("authority_decision", "non_engagement"):
+        if answer.choice.name == "UPP" and not officer_of(session, case).upp_available:
+            found.append("UPP does not apply to this officer (probationer constable or rank "
+                         "above chief superintendent)")
+    return found
+
+
+def refusal(messages: list[str]) -> str:
+    """The reason the Prefect UI shows in its red toast."""
+    return "This decision was not accepted. " + " ".join(
+        m if m.endswith(".") else f"{m}." for m in messages)
+
+
+# -- sealing and the submission row ----------------------------------------------------------
+
+def seal(session: Session, case: Case, step: Step, data: dict[str, Any]) -> dict[str, Any]:
+    """Move the step's confidential fields into the case DB; Prefect gets only references."""
+    sealed = dict(data)
+    for name in SEALED.get(step.wait.kind, ()):
+        if name not in sealed:
+            continue
+        token = secrets.token_hex(16)
+        assert case.id is not None
+        session.add(SealedText(token=token, case_id=case.id, step_key=step.wait.key,
+                               field_name=name, text=str(sealed[name])))
+        sealed[name] = f"{SEAL_PREFIX}{token}"
+    return sealed
+
+
+def sealed_tokens(step: Step, answer: BaseModel) -> list[str]:
+    """The tokens an answer's sealed fields refer to."""
+    values = [str(getattr(answer, name, "")) for name in SEALED.get(step.wait.kind, ())]
+    return [v.removeprefix(SEAL_PREFIX) for v in values if v.startswith(SEAL_PREFIX)]
+
+
+def unseal(session: Session, case: Case, step_key: str, value: str) -> str:
+    """The confidential text a reference stands for, if it was sealed for this case's step."""
+    if not value.startswith(SEAL_PREFIX):
+        raise DecisionNotVerified("A confidential field arrived without being sealed")
+    row = session.exec(select(SealedText).where(
+        SealedText.token == value.removeprefix(SEAL_PREFIX))).first()
+    if row is None or row.case_id != case.id or row.step_key != step_key:
+        raise DecisionNotVerified("A sealed field does not belong to this step")
+    return row.text
+
+
+def input_hash(answer: BaseModel) -> str:
+    """A hash of the answer exactly as Prefect holds it (canonical JSON)."""
+    canonical = json.dumps(answer.model_dump(mode="json"), sort_keys=True,
+                           separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def record_submission(session: Session, case: Case, step: Step, answer: BaseModel,
+                      decided_by: str, decided_as: str) -> DecisionSubmission:
+    assert case.id is not None
+    row = DecisionSubmission(case_id=case.id, step_key=step.wait.key,
+                             flow_run_id=step.flow_run_id, decided_by=decided_by,
+                             decided_as=decided_as, input_hash=input_hash(answer))
+    session.add(row)
+    return row
+
+
+def take(session: Session, case: Case, step: Step, data: Any, decided_by: str,
+         decided_as: str, now: datetime | None = None,
+         ) -> tuple[BaseModel | None, list[str], DecisionSubmission | None]:
+    """What the gateway does with an answer before Prefect sees it: check it against the form
+    and its rules (all errors at once), seal its confidential fields, record the submission.
+    Returns (the answer to forward, [], its submission) or (None, errors, None)."""
+    answer, errors = parse_answer(step.form, data)
+    if answer is not None:
+        errors = problems(session, case, step.wait.kind, answer, now)
+    if errors or answer is None:
+        return None, errors, None
+    forwarded = step.form.model_validate(seal(session, case, step, answer.model_dump(mode="json")))
+    submission = record_submission(session, case, step, forwarded, decided_by.strip().lower(),
+                                   decided_as)
+    session.flush()
+    return forwarded, [], submission
+
+
+def verified_submission(session: Session, case: Case, step_key: str,
+                        answer: BaseModel) -> DecisionSubmission:
+    """The gateway's row for exactly this answer to this step, or DecisionNotVerified."""
+    row = session.exec(select(DecisionSubmission).where(
+        DecisionSubmission.case_id == case.id, DecisionSubmission.step_key == step_key,
+        DecisionSubmission.input_hash == input_hash(answer),
+    ).order_by(DecisionSubmission.id.desc())).first()  # type: ignore[union-attr]
+    if row is None:
+        raise DecisionNotVerified("No decision for this step came through the portal's "
+                                  "gateway: it was not applied")
+    return row
