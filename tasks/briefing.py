@@ -96,8 +96,8 @@ def describe(case_id: int, wait: Wait) -> str:
         if not officer.upp_available:
             lines.append("- UPP is not available for this officer (Performance Regulations).")
         lines += ["", f"[Open the case page]({case_link(case.id)})", "",
-                  "Type your email address in *Your email address*: only the case's reviewer "
-                  "or a PSD decision-maker may decide."]
+                  "You decide as the person signed in: only the case's reviewer or a PSD "
+                  "decision-maker may take this step."]
         if rejection:
             lines += ["", f"> **The previous submission was not accepted:** {plain(rejection)}"]
         return "\n".join(lines)

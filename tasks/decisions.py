@@ -207,10 +207,7 @@ def discussion_date(session: Session, case: Case) -> date | None:
     if event is None:
         return None
     if event.detail.startswith("on "):
-        try:
-            return date.fromisoformat(event.detail.removeprefix("on ").strip())
-        except ValueError:
-            return None
+        return _recorded_date(event.detail.removeprefix("on ").strip())
     invitation = session.exec(
         select(DiscussionInvitation).where(
             DiscussionInvitation.case_id == case.id,
@@ -218,6 +215,17 @@ def discussion_date(session: Session, case: Case) -> date | None:
         .order_by(DiscussionInvitation.id.desc())  # type: ignore[union-attr]
     ).first()
     return as_utc(invitation.starts_at).astimezone(LONDON).date() if invitation else None
+
+
+def _recorded_date(text: str) -> date | None:
+    """A date as the audit trail words it ("Wednesday 2 December 2026"), or as ISO in rows
+    written before the trail spoke in words."""
+    for parse in (lambda t: datetime.strptime(t, "%A %d %B %Y").date(), date.fromisoformat):
+        try:
+            return parse(text)
+        except ValueError:
+            continue
+    return None
 
 
 def problems(session: Session, case: Case, kind: str, answer: Any,

@@ -322,7 +322,6 @@ async def test_the_discussion_step_offers_the_invitation_and_refuses_one_without
                  "Invite the officer: send the date, time and place below")
     await fill(modal, "Start time", "10:00")
     await fill(modal, "Place, or the phone number", "Interview room 2")
-    await fill(modal, "Your email address", REVIEWER_EMAIL)
     await modal.get_by_role("button", name="Submit").click()
     await expect(modal).to_have_count(0)
 
