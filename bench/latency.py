@@ -35,6 +35,13 @@ def account_token(case_id: int) -> str:
         return match.group(1)
 
 
+def one_time_code(case_id: int) -> str:
+    """The code the officer would ask for on the page and read in their email (not timed)."""
+    from portal import account_code
+
+    return account_code.issue(case_id, 1)
+
+
 async def _states_after(run_id: str, since: datetime) -> dict[str, datetime]:
     """First Scheduled (resumed), Pending (picked up) and Running state after `since`."""
     from prefect.client.orchestration import get_client
@@ -70,10 +77,12 @@ async def run(stack: Any, samples: int, log: Any) -> dict[str, Any]:
         async with httpx.AsyncClient(base_url=stack.portal_url, timeout=60) as http:
             for i, (case_id, run_id, key) in enumerate(zip(case_ids, run_ids, keys, strict=True)):
                 token = await asyncio.to_thread(account_token, case_id)
+                code = await asyncio.to_thread(one_time_code, case_id)
                 sent = datetime.now(UTC)
                 t0 = time.perf_counter()
                 response = await http.post(f"/account/{token}", data={
-                    "account": "I accept I was abrupt; I was rushing to another call."})
+                    "account": "I accept I was abrupt; I was rushing to another call.",
+                    "code": code})
                 post_seconds = time.perf_counter() - t0
                 if response.status_code != 303:
                     errors.append(f"case {case_id}: account page answered {response.status_code}")
