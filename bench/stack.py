@@ -194,6 +194,8 @@ class BenchStack:
             "RPRP_SECRET_KEY": "bench-secret-key-not-for-production",
             "RPRP_PSD_EMAIL": "psd@force.example",
             "RPRP_PSD_DECISION_MAKERS": "psd@force.example",
+            # The intake figure signs in as PSD: a bootstrap user, created when the portal starts.
+            "RPRP_PORTAL_USERS": "psd:psd-password:psd",
             "RPRP_PORTAL_URL": self.portal_url,
             "RPRP_PORTAL_HOST": LOOPBACK,
             "RPRP_PORTAL_PORT": str(self.portal_port),
