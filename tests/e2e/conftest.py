@@ -28,6 +28,7 @@ import pytest
 
 # The integration fixtures, shared: pytest registers what this module imports.
 from tests.integration.conftest import deployments, mail_sink, stack, worker  # noqa: F401
+from tests.support.users import use_sign_ins
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -86,6 +87,7 @@ def portal_url(case_database: str) -> str:
     os.environ["RPRP_PORTAL_URL"] = url
     os.environ["RPRP_PORTAL_USERS"] = USERS
     reset_settings()
+    use_sign_ins(USERS)
     return url
 
 

@@ -32,6 +32,7 @@ from tests.support.cases import (
     submit,
 )
 from tests.support.stack import eventually
+from tests.support.users import use_sign_ins
 
 S = CaseState
 pytestmark = [pytest.mark.integration]
@@ -170,6 +171,7 @@ async def test_what_a_reviewer_may_do_through_the_gateway(stack, monkeypatch, tm
     run_id = case_row(mine).flow_run_id or ""
     monkeypatch.setenv("RPRP_PORTAL_USERS", USERS)
     reset_settings()
+    use_sign_ins(USERS)
     with TestClient(create_app(mail_dir=tmp_path)) as reviewer, \
             TestClient(create_app(mail_dir=tmp_path)) as other:
         assert reviewer.get(f"/prefect/api/flow_runs/{run_id}").status_code == 401

@@ -37,6 +37,7 @@ from tasks.calendar import england_and_wales
 from tasks.casework import advance, apply_answer, record_account, wait_for
 from tasks.links import account_token, flow_run_link
 from tests.support.cases import REVIEWER, sample_referral, through_gateway
+from tests.support.users import use_sign_ins
 
 S = CaseState
 PSD_AUTH = ("psd.user", "psd-pass-1")
@@ -102,6 +103,7 @@ def app_client(prefect: PrefectRecorder, monkeypatch: pytest.MonkeyPatch,
                tmp_path) -> Iterator[TestClient]:  # type: ignore[no-untyped-def]
     monkeypatch.setenv("RPRP_PORTAL_USERS", USERS)
     reset_settings()
+    use_sign_ins(USERS)
     with session_scope() as session:  # each test starts unthrottled and signed out
         session.exec(delete(SignInFailure))
         session.exec(delete(PortalSession))
