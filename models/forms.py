@@ -9,13 +9,15 @@ the answer is one of a known set. Case-specific forms (UPP hidden where the Perf
 Regulations do not apply; one field per action at a review) are built per case by the functions
 at the bottom, deterministically, so a replay rebuilds the same form.
 No form asks who is deciding: the gateway takes the decider from the signed-in person
-(tasks/decisions.py). A field named in SEALED never reaches Prefect: the gateway stores it in
-the case DB and Prefect's input holds only `sealed:<token>`.
+(tasks/decisions.py). A field a step declares `sealed` (tasks/steps.py) never reaches Prefect:
+the gateway stores it in the case DB and Prefect's input holds only `sealed:<token>`.
 """
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
 from typing import Any
@@ -24,13 +26,20 @@ from prefect.input import RunInput
 from pydantic import BaseModel, Field, create_model
 from pydantic.json_schema import SkipJsonSchema
 
-from models.enums import ACTION_TYPE_LABELS, ActionType, MeetingFormat
+from models.choices import (
+    ActionChoice,
+    Agreement,
+    AuthorityChoice,
+    DiscussionChoice,
+    FactFindingChoice,
+    FactFindingOutcomeChoice,
+    NonEngagementChoice,
+    ReviewOutcome,
+)
+from models.enums import MeetingFormat
 
-
-class FactFindingChoice(StrEnum):
-    NO_FACT_FINDING = "No fact-finding needed: go to the discussion"
-    FACT_FINDING = "Fact-finding needed"
-    REFER_BACK = "Substantial new evidence: refer back to PSD"
+# The choices are in models.choices (no Prefect there, so the rules use them), imported here
+# for the forms that ask them; callers may still import them from here.
 
 
 class FactFindingDecision(RunInput):
@@ -38,32 +47,9 @@ class FactFindingDecision(RunInput):
     reasons: str = Field(default="", max_length=2000, title="Reasons")
 
 
-class FactFindingOutcomeChoice(StrEnum):
-    COMPLETE = "Fact-finding complete: go to the discussion"
-    REFER_BACK = "Substantial new evidence: refer back to PSD"
-
-
 class FactFindingOutcome(RunInput):
     choice: FactFindingOutcomeChoice = Field(title="Outcome of fact-finding")
     reasons: str = Field(default="", max_length=2000, title="Reasons")
-
-
-class AuthorityChoice(StrEnum):
-    CONTINUE_SAME_SCOPE = "Continue RPRP, same scope"
-    CONTINUE_NEW_NOTICE = "Continue RPRP with a new notice and a new account window"
-    MISCONDUCT = "Misconduct proceedings"
-    UPP = "Unsatisfactory performance procedures (UPP)"
-    VETTING = "Vetting Regulations"
-    NO_FURTHER_ACTION = "No further action"
-
-
-class DiscussionChoice(StrEnum):
-    INVITE = "Invite the officer: send the date, time and place below"
-    MOVE = "Move the meeting: send a new invitation with the date, time and place below"
-    CANCEL = "Cancel the meeting: withdraw the invitation"
-    HELD_ENGAGED = "Discussion held and the officer engaged"
-    DID_NOT_ATTEND = "Officer did not attend"
-    DID_NOT_ENGAGE = "Officer attended but did not engage"
 
 
 def _no_default(schema: dict[str, Any]) -> None:
@@ -95,31 +81,6 @@ class DiscussionOutcome(RunInput):
         description="To record the outcome; leave empty to use the date of the invitation")
 
 
-class NonEngagementChoice(StrEnum):
-    RE_INVITE = "Re-invite the officer to a discussion"
-    UPP = "Unsatisfactory performance procedures (UPP)"
-    FORMAL_PROCEEDINGS = "Formal (misconduct) proceedings"
-
-
-class Agreement(StrEnum):
-    AGREED = "The officer agrees the report"
-    NOT_AGREED = "The officer does not agree (comments recorded)"
-
-
-# The action types as the form shows them; `action_type` maps back to the stored code. (No
-# docstring: the UI would show it under the field as if it were guidance.)
-class ActionChoice(StrEnum):
-    MANAGEMENT_MEETING = ACTION_TYPE_LABELS[ActionType.MANAGEMENT_MEETING]
-    SHADOWING_MENTORING = ACTION_TYPE_LABELS[ActionType.SHADOWING_MENTORING]
-    RESTORATIVE = ACTION_TYPE_LABELS[ActionType.RESTORATIVE]
-    TRAINING = ACTION_TYPE_LABELS[ActionType.TRAINING]
-    NO_FURTHER_ACTION = ACTION_TYPE_LABELS[ActionType.NO_FURTHER_ACTION]
-
-    @property
-    def action_type(self) -> ActionType:
-        return ActionType[self.name]
-
-
 class ReportAction(BaseModel):
     type: ActionChoice = Field(title="Action type")
     description: str = Field(min_length=3, max_length=1000, title="What will be done")
@@ -143,10 +104,6 @@ class ReportForm(RunInput):
     agreed_on: date = Field(title="Date the report was agreed")
     agreement: Agreement = Field(title="Does the officer agree the report?")
     officer_comments: str = Field(default="", max_length=5000, title="Officer's comments")
-
-
-# Confidential fields, by form kind: what is said in the discussion (domain doc 4.6).
-SEALED: dict[str, tuple[str, ...]] = {"report": ("discussion_summary",)}
 
 
 COMPLAINANT_SUMMARY_DEFAULT = (
@@ -189,11 +146,6 @@ def prefilled(form: type[RunInput], **values: Any) -> type[RunInput]:
     return model
 
 
-class ReviewOutcome(StrEnum):
-    CLOSE = "Completed: close this action"
-    KEEP_OPEN = "Not yet complete: keep open"
-
-
 def authority_decision_form(upp_available: bool) -> type[RunInput]:
     """The AA's decision after a referral back; UPP is absent where it cannot apply."""
     return _choice_form("AuthorityDecision", AuthorityChoice, upp_available,
@@ -226,3 +178,31 @@ def action_review_form(action_ids: list[int]) -> type[RunInput]:
         fields[f"action_{action_id}_outcome"] = (
             ReviewOutcome, Field(title=f"Action {action_id}: outcome"))
     return create_model("ActionReviewForm", __base__=RunInput, **fields)
+
+
+@dataclass(frozen=True)
+class FormContext:
+    """What a case-specific form depends on: whether UPP applies to the officer, whether a
+    complainant reads the outcome, and the open actions a review asks about."""
+
+    upp_available: bool = True
+    complaint: bool = False
+    action_ids: tuple[int, ...] = ()
+
+
+def _report_form(context: FormContext) -> type[RunInput]:
+    if context.complaint:
+        return prefilled(ComplaintReportForm, complainant_summary=COMPLAINANT_SUMMARY_DEFAULT)
+    return ReportForm
+
+
+# Each step of tasks/steps.py names its form here (Step.form); the step table stays Prefect-free.
+FORMS: dict[str, Callable[[FormContext], type[RunInput]]] = {
+    "FactFindingDecision": lambda _: FactFindingDecision,
+    "FactFindingOutcome": lambda _: FactFindingOutcome,
+    "AuthorityDecision": lambda c: authority_decision_form(c.upp_available),
+    "DiscussionOutcome": lambda _: DiscussionOutcome,
+    "NonEngagementDecision": lambda c: non_engagement_form(c.upp_available),
+    "ReportForm": _report_form,
+    "ActionReviewForm": lambda c: action_review_form(list(c.action_ids)),
+}

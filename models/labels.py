@@ -8,14 +8,14 @@ from enum import StrEnum
 from typing import Any
 
 from models.case import Deadline
-from models.enums import DeadlineKind
-from models.forms import (
+from models.choices import (
     AuthorityChoice,
     DiscussionChoice,
     FactFindingChoice,
     FactFindingOutcomeChoice,
     NonEngagementChoice,
 )
+from models.enums import DeadlineKind
 
 
 def label(value: Any) -> str:

@@ -21,28 +21,7 @@ from tasks.discussion_invitation import current_invitation
 from tasks.discussion_invitation import describe as describe_invitation
 from tasks.links import case_link
 from tasks.records import officer_of
-
-GUIDANCE: dict[str, str] = {
-    "fact_finding_decision": "Decide whether fact-finding would help before the discussion. "
-    "Refer back to PSD only if there is substantial new evidence that the matter is more "
-    "serious than thought.",
-    "fact_finding_outcome": "Record whether fact-finding is complete, or whether it found "
-    "substantial new evidence that needs the appropriate authority.",
-    "authority_decision": "The matter was referred back. Take the appropriate authority's "
-    "decision. Reasons are recorded in the audit log.",
-    "discussion_outcome": "First invite the officer: choose *Invite the officer* and give the "
-    "date, start time (UK time) and place, or the phone number or video link of a call. The "
-    "officer is emailed the invitation with a calendar file and reminded the working day "
-    "before. To change it choose *Move the meeting* (a new invitation replaces the old one in "
-    "the officer's calendar). After the meeting, record whether it was held and the officer "
-    "engaged; *Officer did not attend* is recorded against the invitation. Non-engagement goes "
-    "to a decision; it is never automatic.",
-    "non_engagement": "The officer did not attend or did not engage. Decide what follows.",
-    "report": "File the Reflective Review Development Report (reg 70(2)): issue, discussion, "
-    "actions with time limits, lessons for the officer and the force, review period.",
-    "action_review": "Review each action in the plan: record a note and whether it is complete.",
-}
-
+from tasks.steps import StepKind
 
 # The ASCII punctuation Markdown (CommonMark and GFM) gives a meaning to, including ":" "/" "@"
 # ".", which GFM's bare-link detection needs ("http://x", "www.x", "a@b.c"). "&", "<" and ">"
@@ -77,7 +56,7 @@ def describe(case_id: int, wait: Wait) -> str:
         lines = [
             f"## {case.reference}: {wait.title}",
             "",
-            GUIDANCE.get(wait.kind, ""),
+            wait.declared.guidance if wait.declared else "",
             "",
             f"- **Officer:** {officer.rank.label} {plain(officer.name)} "
             f"({plain(officer.collar_number)}){' — probationer' if officer.probationer else ''}",
@@ -91,7 +70,7 @@ def describe(case_id: int, wait: Wait) -> str:
         ]
         lines += [f"- **Due ({d.kind.label.lower()}):** {date_text(d.due_at)}"
                   for d in deadlines]
-        if wait.kind == "discussion_outcome":
+        if wait.kind == StepKind.DISCUSSION_OUTCOME:
             lines += invitation_lines(session, case)
         if not officer.upp_available:
             lines.append("- UPP is not available for this officer (Performance Regulations).")

@@ -25,30 +25,18 @@ from models import (
     SealedText,
     as_utc,
 )
+from models.choices import Agreement, DiscussionChoice
 from models.enums import CaseState, MeetingOutcome
-from models.forms import (
-    COMPLAINANT_SUMMARY_DEFAULT,
-    SEALED,
-    Agreement,
-    ComplaintReportForm,
-    DiscussionChoice,
-    DiscussionOutcome,
-    FactFindingDecision,
-    FactFindingOutcome,
-    ReportForm,
-    action_review_form,
-    authority_decision_form,
-    non_engagement_form,
-    prefilled,
-)
+from models.forms import FORMS, DiscussionOutcome, FormContext, ReportForm
 from tasks import casework  # a module reference: casework uses this module too
+from tasks import steps as step_table
 from tasks.calendar import LONDON
 from tasks.deadlines import date_text
 from tasks.records import officer_of
 from tasks.report import open_actions
 
 SEAL_PREFIX = "sealed:"
-ACTION_REVIEW = "action_review"
+ACTION_REVIEW = step_table.StepKind.ACTION_REVIEW
 
 
 class DecisionNotVerified(PermissionError):
@@ -66,48 +54,46 @@ class Step:
     review_number: int | None = None
 
     @property
+    def declared(self) -> step_table.Step:
+        return step_table.step_of(self.wait.kind)
+
+    @property
     def reviewer_may(self) -> bool:
-        return casework.DECIDERS.get(self.wait.kind, (True, True))[0]
+        return self.declared.reviewer_may
 
     @property
     def psd_may(self) -> bool:
-        return casework.DECIDERS.get(self.wait.kind, (True, True))[1]
+        return self.declared.psd_may
 
 
 def form_class(session: Session, case: Case, kind: str,
                action_ids: list[int] | None = None) -> type[BaseModel]:
-    """The form a step asks, built the same way by the flow and the gateway."""
-    if kind == ACTION_REVIEW:
-        return action_review_form(action_ids or [])
-    upp = officer_of(session, case).upp_available
-    report: type[BaseModel] = ReportForm
-    if case.origin.has_complainant_duties:
-        report = prefilled(ComplaintReportForm, complainant_summary=COMPLAINANT_SUMMARY_DEFAULT)
-    forms: dict[str, type[BaseModel]] = {
-        "fact_finding_decision": FactFindingDecision,
-        "fact_finding_outcome": FactFindingOutcome,
-        "authority_decision": authority_decision_form(upp),
-        "discussion_outcome": DiscussionOutcome,
-        "non_engagement": non_engagement_form(upp),
-        "report": report,
-    }
-    return forms[kind]
+    """The form a step asks (its step names it, tasks/steps.py), built the same way by the
+    flow and the gateway; a review asks about `action_ids`, by default the open actions."""
+    step = step_table.step_of(kind)
+    if action_ids is None and step.kind is ACTION_REVIEW:
+        action_ids = [a.id for a in open_actions(session, case.id or 0) if a.id is not None]
+    context = FormContext(upp_available=officer_of(session, case).upp_available,
+                          complaint=case.origin.has_complainant_duties,
+                          action_ids=tuple(action_ids or ()))
+    return FORMS[step.form](context)
 
 
 def action_review_wait(case: Case, number: int) -> casework.Wait:
-    return casework.Wait(f"action-review-{number}-{case.rejected_inputs}", ACTION_REVIEW,
-                f"Action-plan review {number}")
+    return casework.action_review_wait(case, number)
 
 
 def step_waiting_on(session: Session, flow_run_id: str) -> Step | None:
     """The person's step a case's run (or an action-plan review's run) waits on, if any."""
     case = session.exec(select(Case).where(Case.flow_run_id == flow_run_id)).first()
     if case is not None:
-        wait = casework.wait_for(case)
-        if wait is None or wait.kind == "wake":
+        wait = casework.wait_for(case, session)
+        if wait is None or wait.declared is None:
             return None
         assert case.id is not None
-        return Step(case.id, flow_run_id, wait, form_class(session, case, wait.kind))
+        review = casework.opened_review(session, case) if wait.kind == ACTION_REVIEW else None
+        return Step(case.id, flow_run_id, wait, form_class(session, case, wait.kind),
+                    review.number if review else None)
     review = session.exec(
         select(ActionReview).where(ActionReview.flow_run_id == flow_run_id)).first()
     if review is None or review.completed_at is not None:
@@ -233,14 +219,14 @@ def problems(session: Session, case: Case, kind: str, answer: Any,
     """What the domain rules say is wrong with a well-formed answer (empty: nothing)."""
     today = today_in_london(now)
     found: list[str] = []
-    if kind == "discussion_outcome":
+    if kind == step_table.StepKind.DISCUSSION_OUTCOME:
         title = DiscussionOutcome.model_fields["held_on"].title
         if answer.held_on is not None and answer.held_on > today:
             found.append(f"'{title}' cannot be in the future")
         if answer.held_on is not None and answer.held_on < case.referred_on:
             found.append(f"'{title}' cannot be before the case was referred "
                          f"({date_text(case.referred_on)})")
-    elif kind == "report":
+    elif kind == step_table.StepKind.REPORT:
         title = ReportForm.model_fields["agreed_on"].title
         if answer.agreed_on > today:
             found.append(f"'{title}' cannot be in the future")
@@ -252,7 +238,7 @@ def problems(session: Session, case: Case, kind: str, answer: Any,
                 found.append(f"Action {number}: the due date must be on or after '{title}'")
         if answer.agreement is Agreement.NOT_AGREED and not answer.officer_comments.strip():
             found.append("Record the officer's comments when they do not agree the report")
-    elif kind in ("authority_decision", "non_engagement"):
+    elif kind in (step_table.StepKind.AUTHORITY_DECISION, step_table.StepKind.NON_ENGAGEMENT):
         if answer.choice.name == "UPP" and not officer_of(session, case).upp_available:
             found.append("UPP does not apply to this officer (probationer constable or rank "
                          "above chief superintendent)")
@@ -270,7 +256,7 @@ def refusal(messages: list[str]) -> str:
 def seal(session: Session, case: Case, step: Step, data: dict[str, Any]) -> dict[str, Any]:
     """Move the step's confidential fields into the case DB; Prefect gets only references."""
     sealed = dict(data)
-    for name in SEALED.get(step.wait.kind, ()):
+    for name in step.declared.sealed:
         if name not in sealed:
             continue
         token = secrets.token_hex(16)
@@ -283,7 +269,7 @@ def seal(session: Session, case: Case, step: Step, data: dict[str, Any]) -> dict
 
 def sealed_tokens(step: Step, answer: BaseModel) -> list[str]:
     """The tokens an answer's sealed fields refer to."""
-    values = [str(getattr(answer, name, "")) for name in SEALED.get(step.wait.kind, ())]
+    values = [str(getattr(answer, name, "")) for name in step.declared.sealed]
     return [v.removeprefix(SEAL_PREFIX) for v in values if v.startswith(SEAL_PREFIX)]
 
 

@@ -21,6 +21,7 @@ from icalendar import Calendar, Event, vCalAddress, vText
 from sqlmodel import Session, col, select
 
 from models import Case, Deadline, DiscussionInvitation, Officer, as_utc
+from models.choices import DiscussionChoice
 from models.enums import (
     CaseState,
     DeadlineKind,
@@ -29,7 +30,6 @@ from models.enums import (
     MeetingFormat,
     MeetingOutcome,
 )
-from models.forms import DiscussionChoice
 from rprp.db import session_scope
 from rprp.settings import get_settings
 from tasks.calendar import LONDON, england_and_wales

@@ -6,7 +6,7 @@ carry only what a letter may say: never the account, the discussion or monitorin
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlmodel import Session, select
@@ -25,22 +25,13 @@ from models import (
 )
 from models.enums import ActionType, CaseState, DeadlineKind, DeadlineStatus, ReviewBody
 from rprp.settings import get_settings
+from tasks import steps
 from tasks.calendar import england_and_wales
 from tasks.deadlines import date_text, set_deadline, working_days_after
 from tasks.links import case_link, flow_run_link
 from tasks.notify import enqueue
 
 S = CaseState
-
-DECISION_TITLES: dict[CaseState, str] = {
-    S.FACT_FINDING_DECISION: "Decide whether fact-finding is needed",
-    S.FACT_FINDING: "Record the outcome of fact-finding",
-    S.REFERRED_BACK: "Appropriate authority decision after a referral back",
-    S.DISCUSSION_SCHEDULING: "Invite the officer to the reflective practice discussion, then "
-                             "record its outcome",
-    S.DISCUSSION_HELD: "Write and file the Reflective Review Development Report",
-    S.NON_ENGAGEMENT_REVIEW: "Decide what follows the officer's non-engagement",
-}
 
 STAGE_TEXT: dict[CaseState, str] = {
     S.AWAITING_ACCOUNT: "The officer has been given written notice of the process.",
@@ -110,23 +101,25 @@ def _account_note(session: Session, case: Case) -> str:
     return "The officer's account was received. Read it on the case page."
 
 
-def on_enter(session: Session, case: Case, officer: Officer) -> None:
-    """Queue what entering the case's current state owes people."""
+def on_enter(session: Session, case: Case, officer: Officer, now: datetime) -> None:
+    """Queue what entering the case's current state owes people: the email that asks for its
+    step (its title and who is told are the step's, tasks/steps.py), or the ending's letters."""
     state, occurrence = case.state, case.transition_count
     links = {"case_link": case_link(case.id or 0),
              "decision_link": flow_run_link(case.flow_run_id)}
-    if state in DECISION_TITLES:
+    step = steps.step_in(state)
+    if step is not None and step.email_title:
         note = _account_note(session, case) if state is S.FACT_FINDING_DECISION else ""
         if state is S.REFERRED_BACK:
             _send(session, case, officer, "referral_back", _psd(), occurrence,
                   referred_by=case.reviewer_name, **links)
             return
         recipients = [(case.reviewer_email, case.reviewer_name)]
-        if state is S.NON_ENGAGEMENT_REVIEW:
+        if step.tell_psd:
             recipients.append((_psd(), "Professional Standards"))
         for email, name in recipients:
             _send(session, case, officer, "decision_needed", email, occurrence,
-                  recipient_name=name, decision_title=DECISION_TITLES[state],
+                  recipient_name=name, decision_title=step.email_title,
                   due_text=_due_text(session, case), note=note, **links)
     elif state.is_terminal:
         outcome = OUTCOME_LABELS[state]
@@ -135,7 +128,7 @@ def on_enter(session: Session, case: Case, officer: Officer) -> None:
         for email in (_psd(), case.reviewer_email):
             _send(session, case, officer, kind, email, occurrence, outcome_label=outcome,
                   case_link=links["case_link"], **extra)
-        complainant_ending(session, case, state)
+        complainant_ending(session, case, state, now)
 
 
 def _last_actor(session: Session, case: Case) -> str:
@@ -182,7 +175,7 @@ def late_account(session: Session, case: Case, officer: Officer) -> None:
     if case.state is S.FACT_FINDING_DECISION:
         _send(session, case, officer, "decision_needed", case.reviewer_email,
               f"late-account-{case.transition_count}", recipient_name=case.reviewer_name,
-              decision_title=DECISION_TITLES[S.FACT_FINDING_DECISION], due_text="",
+              decision_title=steps.FACT_FINDING_DECISION.email_title, due_text="",
               note="The officer's account was received late. Read it on the case page.",
               case_link=case_link(case.id or 0), decision_link=flow_run_link(case.flow_run_id))
 
@@ -212,7 +205,7 @@ def missed_account_deadline(session: Session, case: Case, deadline: Deadline) ->
 
 
 def report_filed(session: Session, case: Case, officer: Officer, report: Report,
-                 actions: list[Action], review_on: Any) -> None:
+                 actions: list[Action], review_on: Any, now: datetime) -> None:
     review_due, pdr_due = date_text(review_on), date_text(report.pdr_due_on)
     _send(session, case, officer, "report_filed", _psd(), "report",
           case_link=case_link(case.id or 0), review_due_text=review_due, pdr_due_text=pdr_due)
@@ -229,7 +222,7 @@ def report_filed(session: Session, case: Case, officer: Officer, report: Report,
         session, case,
         "The officer has taken part in a reflective practice review discussion. A report has "
         "been agreed with actions and lessons, and the actions will be reviewed.",
-        report.complainant_summary,
+        report.complainant_summary, now,
     )
 
 
@@ -252,9 +245,9 @@ def _review_context(case: Case, review_rights: bool) -> dict[str, Any]:
             "review_days": settings.review_application_days}
 
 
-def _outcome_letter_met(session: Session, case: Case) -> None:
+def _outcome_letter_met(session: Session, case: Case, now: datetime) -> None:
     """Owed within 5 working days of the outcome (reg 34); queued now, so met now."""
-    now = datetime.now(UTC)
+    now = as_utc(now)
     due_at, version = working_days_after(now, get_settings().outcome_letter_working_days)
     rounds = session.exec(select(Deadline.id).where(
         Deadline.case_id == case.id, Deadline.kind == DeadlineKind.OUTCOME_LETTER)).all()
@@ -264,7 +257,8 @@ def _outcome_letter_met(session: Session, case: Case) -> None:
     session.add(letter)
 
 
-def complainant_outcome(session: Session, case: Case, outcome_text: str, learning: str) -> None:
+def complainant_outcome(session: Session, case: Case, outcome_text: str, learning: str,
+                        now: datetime) -> None:
     """The outcome letter when the report is agreed: the RPRP's outcome, with the learning in
     the words the reviewer wrote for the complainant, and the review information."""
     if not _owes_complainant_letters(case):
@@ -273,10 +267,10 @@ def complainant_outcome(session: Session, case: Case, outcome_text: str, learnin
     if _send(session, case, None, "complainant_outcome", _complainant_address(case), "outcome",
              complainant_name=case.complainant_name, outcome_text=outcome_text,
              learning_text=learning, **_review_context(case, review)):
-        _outcome_letter_met(session, case)
+        _outcome_letter_met(session, case, now)
 
 
-def complainant_ending(session: Session, case: Case, ending: CaseState) -> None:
+def complainant_ending(session: Session, case: Case, ending: CaseState, now: datetime) -> None:
     """The last letter, whatever the ending: what happened, and the review information where
     the force's policy says this ending carries it and no earlier letter gave it."""
     if not _owes_complainant_letters(case):
@@ -294,7 +288,7 @@ def complainant_ending(session: Session, case: Case, ending: CaseState) -> None:
     if _send(session, case, None, "complainant_ending", _complainant_address(case), "ending",
              complainant_name=case.complainant_name, ending_text=ENDING_TEXT[ending],
              earlier_letter_text=earlier_text, **_review_context(case, review)):
-        _outcome_letter_met(session, case)
+        _outcome_letter_met(session, case, now)
 
 
 def start_complainant_updates(session: Session, case: Case, served_at: datetime) -> None:

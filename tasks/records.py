@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlmodel import Session, select
 
 from models import AuditEvent, Case, Deadline, Officer, utc_now
@@ -67,8 +69,17 @@ def open_deadlines(session: Session, case: Case, kind: DeadlineKind | None = Non
 
 
 def close_deadlines(session: Session, case: Case, kind: DeadlineKind,
-                    status: DeadlineStatus = DeadlineStatus.MET) -> None:
+                    status: DeadlineStatus = DeadlineStatus.MET, *, round: int | None = None,
+                    now: datetime | None = None) -> list[Deadline]:
+    """Close the case's open deadlines of `kind` (of one round, if given): met at `now`, or
+    cancelled or missed; returns them."""
+    closed = []
     for deadline in open_deadlines(session, case, kind):
+        if round is not None and deadline.round != round:
+            continue
         deadline.status = status
-        deadline.met_at = utc_now()
+        if status is DeadlineStatus.MET:
+            deadline.met_at = now or utc_now()
         session.add(deadline)
+        closed.append(deadline)
+    return closed

@@ -14,18 +14,18 @@ from models import (
     ActionReview,
     ActionReviewNote,
     Case,
-    Deadline,
     Officer,
     Report,
+    as_utc,
     utc_now,
 )
-from models.enums import ActionStatus, ActionType, DeadlineKind, DeadlineStatus
-from models.forms import Agreement, ReviewOutcome
+from models.choices import Agreement, ReviewOutcome
+from models.enums import ActionStatus, ActionType, DeadlineKind
 from rprp.db import session_scope
 from tasks import letters
 from tasks.calendar import LONDON, england_and_wales
 from tasks.deadlines import date_text, set_deadline
-from tasks.records import audit, lock_case, officer_of
+from tasks.records import audit, close_deadlines, lock_case, officer_of
 
 
 class ReportRejected(ValueError):
@@ -70,7 +70,7 @@ def end_of_day(day: date) -> datetime:
 
 
 def file_report(session: Session, case: Case, answer: Any, decider: str,
-                discussion_summary: str) -> Report:
+                discussion_summary: str, now: datetime) -> Report:
     """Store the report, its actions, the review and PDR clocks, and queue the copies.
 
     The answer passed the form's rules (tasks/decisions.py); the discussion summary comes from
@@ -84,7 +84,7 @@ def file_report(session: Session, case: Case, answer: Any, decider: str,
         force_lessons=answer.force_lessons, review_period_weeks=answer.review_period_weeks,
         agreed_on=answer.agreed_on, officer_agrees=answer.agreement is Agreement.AGREED,
         officer_comments=answer.officer_comments, submitted_by=decider,
-        sent_to_aa_at=utc_now(), pdr_due_on=add_months(answer.agreed_on, 12),
+        sent_to_aa_at=as_utc(now), pdr_due_on=add_months(answer.agreed_on, 12),
         complainant_summary=summary,
     )
     session.add(report)
@@ -105,7 +105,8 @@ def file_report(session: Session, case: Case, answer: Any, decider: str,
     audit(session, case, actor=decider, action="report_filed",
           detail=f"{len(actions)} actions; first review by {date_text(review_on)}; "
                  f"discussed at the PDR by {date_text(report.pdr_due_on)}")
-    letters.report_filed(session, case, officer_of(session, case), report, actions, review_on)
+    letters.report_filed(session, case, officer_of(session, case), report, actions, review_on,
+                         now)
     return report
 
 
@@ -132,11 +133,7 @@ def record_pdr_discussion(case_id: int, discussed_on: date, actor: str,
                                  f"was agreed ({report.agreed_on:%d %B %Y})")
         report.pdr_discussed_on, report.pdr_recorded_by = discussed_on, actor[:254]
         session.add(report)
-        for deadline in session.exec(select(Deadline).where(
-                Deadline.case_id == case_id, Deadline.kind == DeadlineKind.PDR,
-                Deadline.status == DeadlineStatus.OPEN)):
-            deadline.status, deadline.met_at = DeadlineStatus.MET, utc_now()
-            session.add(deadline)
+        close_deadlines(session, case, DeadlineKind.PDR, now=as_utc(now or utc_now()))
         audit(session, case, actor=actor, action="pdr_discussed",
               detail=f"report discussed at the officer's PDR on {discussed_on.isoformat()} "
                      f"(due by {report.pdr_due_on.isoformat()})")
@@ -158,8 +155,10 @@ def review_of(session: Session, case_id: int, number: int) -> ActionReview | Non
 
 
 def apply_action_review(session: Session, case_id: int, number: int, answer: Any,
-                        decider: str) -> bool:
-    """Record a note per open action; returns True when every action is now closed."""
+                        decider: str, now: datetime) -> bool:
+    """Record a note per open action; returns True when every action is now closed. The next
+    review, if any action stays open, is due one review period after today (London) at `now`."""
+    now = as_utc(now)
     case = lock_case(session, case_id)
     review = review_of(session, case_id, number)
     if review is None or review.completed_at is not None:
@@ -174,30 +173,21 @@ def apply_action_review(session: Session, case_id: int, number: int, answer: Any
                                      closed=closed))
         if closed:
             action.status = ActionStatus.CLOSED
-            action.closed_at = utc_now()
+            action.closed_at = now
             session.add(action)
-    review.completed_at = utc_now()
+    review.completed_at = now
     review.reviewed_by = decider
     session.add(review)
-    for deadline in _open(session, case, DeadlineKind.ACTION_REVIEW, number):
-        deadline.status = DeadlineStatus.MET
-        deadline.met_at = utc_now()
-        session.add(deadline)
+    close_deadlines(session, case, DeadlineKind.ACTION_REVIEW, round=number, now=now)
     session.flush()
     remaining = open_actions(session, case_id)
     audit(session, case, actor=decider, action="action_review_recorded",
           detail=f"review {number}; {len(remaining)} actions still open")
     if remaining:
         report = session.exec(select(Report).where(Report.case_id == case_id)).one()
-        next_on = date.today() + timedelta(weeks=report.review_period_weeks)
+        next_on = now.astimezone(LONDON).date() + timedelta(weeks=report.review_period_weeks)
         session.add(ActionReview(case_id=case_id, number=number + 1, due_on=next_on))
         set_deadline(session, case, DeadlineKind.ACTION_REVIEW, end_of_day(next_on),
                      england_and_wales().version, number + 1)
     return not remaining
-
-
-def _open(session: Session, case: Case, kind: DeadlineKind, round: int) -> list[Deadline]:
-    return list(session.exec(select(Deadline).where(
-        Deadline.case_id == case.id, Deadline.kind == kind, Deadline.round == round,
-        Deadline.status == DeadlineStatus.OPEN)))
 
