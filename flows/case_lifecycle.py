@@ -1,51 +1,232 @@
-"""One flow run per case, from notice to closure: an interpreter of the case record.
+"""One flow run per case, from notice to closure, step by step as the process map has it:
 
-Each pass reads the case, does the automatic steps, then suspends (no process held) until a
-person answers in the Prefect UI, the portal records an account, or the sweep moves a deadline.
-A wait for something other than a person's answer (the officer's account, an action-plan review
-run) suspends with no form, so nobody is offered one; the portal and the sweep wake it without
-input. Prefect replays the flow from the top on resume; every step checks the record, so replay is
-harmless. Only the case id crosses into Prefect: parameters, results and logs hold nothing more; a
-person's answer holds no confidential text (the gateway sealed it into the case DB).
+    serve-notice ─► await-account ─► fact-finding-decision ─┬──────────────────────────┐
+                                                            ├─► fact-finding-outcome ──┤
+                                                            └─► refer-back-to-psd ─────┤ (a new
+        notice: serve-notice again; or misconduct, UPP, vetting, no further action ─► close-case)
+    ┌───────────────────────────────────────────────────────────────────────────────────┘
+    └─► discussion-outcome (invite, move, then held) ─┬─► file-report ─► schedule-action-review
+            ▲                                          │      ─► action-review (until every action
+            └── non-engagement-decision ◄──────────────┘          is closed) ─► close-case
+                 (re-invite; or UPP, formal proceedings ─► close-case)
+
+Each step is a task named as above (its run named with the case reference and round, e.g.
+`fact-finding-decision RPRP-000001 r1`); what each step is and does is declared once, in
+tasks/steps.py. Prefect replays the flow from the top on resume: the body reads the case record
+(`where`) before each step and runs only the step the record says is next, so a replay repeats
+nothing and shows in the run graph only what it did. Waits suspend the run (no process held): a
+person's decision with its Resume form; the officer's account and the action-plan review's due
+date with none, woken by the portal or the sweep. Only ids cross into Prefect: parameters,
+results and logs hold nothing more; a person's answer holds no confidential text (the gateway
+sealed it into the case DB).
 """
 
 from __future__ import annotations
 
-from prefect import flow, get_run_logger, task
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from prefect import Task, flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.flow_runs import suspend_flow_run
 from prefect.input import RunInput
 from prefect.runtime import flow_run
+from sqlmodel import select
 
 from flows.run_logs import log_suspensions_as_info
-from models import Case
+from models import Case, Outbox
 from models.enums import CaseState
 from rprp.db import session_scope
+from tasks import steps
+from tasks.action_reviews import record_review, review_wait
 from tasks.briefing import describe
-from tasks.casework import Wait, advance, apply_answer
+from tasks.casework import Wait, apply_answer, opened_review, take_step, wait_for
 from tasks.decisions import form_class
-from tasks.notify import deliver_pending
+from tasks.notify import PENDING, deliver_pending
+from tasks.steps import Step, StepKind
 
+S = CaseState
 STEP = {"cache_policy": NO_CACHE, "persist_result": False}
 log_suspensions_as_info()
 
 
-@task(name="advance-case", **STEP)
-def advance_case(case_id: int) -> tuple[CaseState, Wait | None]:
-    """Automatic steps: serve notice, move to the next decision, file to the record."""
-    _remember_flow_run(case_id)
-    return advance(case_id)
+@dataclass(frozen=True)
+class Here:
+    """Where the case stands, read from the record before each step (ids and codes only)."""
+
+    case_id: int
+    reference: str
+    round: int  # the notice round; at an action-plan review, the review's number
+    state: CaseState
+    wait: Wait | None
 
 
-@task(name="send-mail", retries=2, retry_delay_seconds=5, **STEP)
+def where(case_id: int) -> Here:
+    with session_scope() as session:
+        case = session.get(Case, case_id)
+        assert case is not None
+        wait = wait_for(case, session)
+        review = opened_review(session, case) if wait and wait.kind == StepKind.ACTION_REVIEW \
+            else None
+        return Here(case_id, case.reference, review.number if review else case.notice_round,
+                    case.state, wait)
+
+
+def run_name(step: Step, here: Here) -> str:
+    """`fact-finding-decision RPRP-000001 r1`: the reference is not confidential; names are."""
+    return f"{step.name} {here.reference} r{here.round}"
+
+
+# -- the automatic steps -----------------------------------------------------------------------
+
+def _automatic(step: Step, doc: str) -> Task[[int], str]:
+    def run(case_id: int) -> str:
+        done, state = take_step(case_id)
+        get_run_logger().info("%s: %s", step.name, "done" if done else "already done")
+        return state.value
+
+    run.__doc__ = doc
+    return task(name=step.name, **STEP)(run)  # type: ignore[arg-type]
+
+
+serve_notice = _automatic(steps.SERVE_NOTICE, "Serve the written notice; the officer's "
+                          "5-working-day account window starts.")
+await_account = _automatic(steps.AWAIT_ACCOUNT, "The account wait is over (account given, "
+                           "declined, or the deadline passed): open the fact-finding decision.")
+schedule_action_review = _automatic(steps.SCHEDULE_ACTION_REVIEW, "The report is filed and its "
+                                    "first review is due: monitor the action plan.")
+
+
+# -- the people's decisions --------------------------------------------------------------------
+
+def _decision(step: Step) -> Task[[int, str, Any], str]:
+    def decide(case_id: int, wait_key: str, answer: RunInput) -> str:
+        return apply_answer(case_id, wait_key, answer).value
+
+    decide.__doc__ = f"Apply the answer to '{step.title}' (tasks/steps.py: {step.name})."
+    return task(name=step.name, **STEP)(decide)  # type: ignore[arg-type]
+
+
+fact_finding_decision = _decision(steps.FACT_FINDING_DECISION)
+fact_finding_outcome = _decision(steps.FACT_FINDING_OUTCOME)
+refer_back_to_psd = _decision(steps.REFER_BACK_TO_PSD)
+discussion_outcome = _decision(steps.DISCUSSION_OUTCOME)
+non_engagement_decision = _decision(steps.NON_ENGAGEMENT_DECISION)
+file_report = _decision(steps.FILE_REPORT)
+
+
+@task(name=steps.ACTION_REVIEW.name, **STEP)
+def action_review(case_id: int, review_number: int, wait_key: str, answer: RunInput) -> str:
+    """Record the reviewer's notes on each open action; the case closes when all are closed."""
+    closed = record_review(case_id, review_number, wait_key, answer)
+    return "every action closed" if closed else "actions still open"
+
+
+@task(name="send-mail", **STEP)
 async def send_mail() -> int:
-    """Deliver what the last step queued; what fails stays queued for the sweep."""
+    """Deliver what the steps queued; what fails stays in the outbox, which retries it."""
     return (await deliver_pending()).sent
 
 
-@task(name="record-decision", **STEP)
-def record_decision(case_id: int, wait_key: str, answer: RunInput) -> CaseState:
-    return apply_answer(case_id, wait_key, answer)
+@task(name=steps.CLOSE_CASE.name, **STEP)
+async def close_case(case_id: int) -> str:
+    """The case has ended: its closing letters go, and the run ends with the case's state."""
+    await deliver_pending()
+    with session_scope() as session:
+        case = session.get(Case, case_id)
+        assert case is not None
+        return case.state.value
+
+
+# -- the flow ----------------------------------------------------------------------------------
+
+@flow(name="rprp-case", log_prints=False, persist_result=False)
+async def rprp_case(case_id: int) -> str:
+    """Carry case `case_id` through RPRP; returns its final state."""
+    _remember_flow_run(case_id)
+    passes: dict[str, int] = {}
+    while True:
+        here = where(case_id)
+        match here.state:
+            case S.REFERRAL_RECEIVED:
+                step(serve_notice, steps.SERVE_NOTICE, here)
+            case S.AWAITING_ACCOUNT:
+                await wait_to_be_woken(here, passes)  # the account, or the sweep at the deadline
+            case S.ACCOUNT_RECEIVED | S.NO_ACCOUNT:
+                step(await_account, steps.AWAIT_ACCOUNT, here)
+            case S.FACT_FINDING_DECISION:
+                await decide(fact_finding_decision, steps.FACT_FINDING_DECISION, here)
+            case S.FACT_FINDING:
+                await decide(fact_finding_outcome, steps.FACT_FINDING_OUTCOME, here)
+            case S.REFERRED_BACK:
+                await decide(refer_back_to_psd, steps.REFER_BACK_TO_PSD, here)
+            case S.DISCUSSION_SCHEDULING:
+                await decide(discussion_outcome, steps.DISCUSSION_OUTCOME, here)
+            case S.NON_ENGAGEMENT_REVIEW:
+                await decide(non_engagement_decision, steps.NON_ENGAGEMENT_DECISION, here)
+            case S.DISCUSSION_HELD:
+                await decide(file_report, steps.FILE_REPORT, here)
+            case S.REPORT_SUBMITTED:
+                step(schedule_action_review, steps.SCHEDULE_ACTION_REVIEW, here)
+            case S.ACTIONS_MONITORING:
+                await review_the_actions(here, passes)  # woken by the sweep when one is due
+            case _:
+                final: str = await close_case.with_options(
+                    task_run_name=run_name(steps.CLOSE_CASE, here))(case_id)
+                get_run_logger().info("Case %s finished in state %s", case_id, final)
+                return final
+
+
+def step(automatic: Callable[..., Any], declared: Step, here: Here) -> None:
+    automatic.with_options(task_run_name=run_name(declared, here))(here.case_id)  # type: ignore[attr-defined]
+
+
+async def decide(decision: Task[[int, str, Any], str], declared: Step, here: Here) -> None:
+    """Ask the step's form (the run suspends until the person answers), then apply it."""
+    assert here.wait is not None and here.wait.kind == declared.kind
+    await mail_what_is_queued(here)
+    get_run_logger().info("Case %s waits for %s (%s)", here.case_id, declared.name,
+                          here.wait.key)
+    answer = await suspend_flow_run(wait_for_input=form_for(here.case_id, here.wait),
+                                    key=here.wait.key)
+    decision.with_options(task_run_name=run_name(declared, here))(
+        here.case_id, here.wait.key, answer)
+
+
+async def review_the_actions(here: Here, passes: dict[str, int]) -> None:
+    """Between reviews the run waits with no form; once the sweep opens a review in this run,
+    the reviewer is emailed and asked (the `action-review` step)."""
+    if here.wait is None or here.wait.kind != StepKind.ACTION_REVIEW:
+        await wait_to_be_woken(here, passes)
+        return
+    run_id = flow_run.get_id()
+    asked = review_wait(here.case_id, here.round, str(run_id) if run_id else None)
+    if asked is None:
+        return
+    wait, _ = asked
+    await mail_what_is_queued(here)
+    answer = await suspend_flow_run(wait_for_input=form_for(here.case_id, wait), key=wait.key)
+    action_review.with_options(task_run_name=run_name(steps.ACTION_REVIEW, here))(
+        here.case_id, here.round, wait.key, answer)
+
+
+async def wait_to_be_woken(here: Here, passes: dict[str, int]) -> None:
+    assert here.wait is not None
+    await mail_what_is_queued(here)
+    get_run_logger().info("Case %s waits in %s (%s)", here.case_id, here.state.value,
+                          here.wait.key)
+    await suspend_flow_run(key=wake_key(here.wait, passes))
+
+
+async def mail_what_is_queued(here: Here) -> None:
+    """Send what the steps queued before the run waits; nothing queued, no task (a replay
+    finds the mail already sent)."""
+    with session_scope() as session:
+        queued = session.exec(select(Outbox.id).where(
+            Outbox.case_id == here.case_id, Outbox.status == PENDING)).first()
+    if queued is not None:
+        await send_mail.with_options(task_run_name=f"send-mail {here.reference}")()
 
 
 def form_for(case_id: int, wait: Wait) -> type[RunInput]:
@@ -68,25 +249,6 @@ def _remember_flow_run(case_id: int) -> None:
             session.add(case)
 
 
-@flow(name="rprp-case", log_prints=False, persist_result=False)
-async def rprp_case(case_id: int) -> str:
-    """Carry case `case_id` through RPRP; returns its final state."""
-    logger = get_run_logger()
-    passes: dict[str, int] = {}
-    while True:
-        state, wait = advance_case(case_id)
-        await send_mail()
-        if wait is None:
-            logger.info("Case %s finished in state %s", case_id, state.value)
-            return state.value
-        logger.info("Case %s waits in %s (%s)", case_id, state.value, wait.key)
-        if wait.kind == "wake":
-            await suspend_flow_run(key=wake_key(wait, passes))
-            continue
-        answer = await suspend_flow_run(wait_for_input=form_for(case_id, wait), key=wait.key)
-        record_decision(case_id, wait.key, answer)
-
-
 def wake_key(wait: Wait, passes: dict[str, int]) -> str:
     """A fresh suspension key for each pass through the same internal wait.
 
@@ -97,4 +259,3 @@ def wake_key(wait: Wait, passes: dict[str, int]) -> str:
     n = passes.get(wait.key, 0)
     passes[wait.key] = n + 1
     return f"{wait.key}-pass-{n}"
-

@@ -23,8 +23,9 @@ from prefect.deployments import arun_deployment
 from prefect.exceptions import NotPausedError, ObjectNotFound
 from prefect.flow_runs import aresume_flow_run
 from prefect.states import Cancelled, Scheduled
+from sqlmodel import select
 
-from models import Case
+from models import ActionReview, Case
 from rprp.db import session_scope
 
 CASE_DEPLOYMENT = "rprp-case/rprp-case"
@@ -53,6 +54,24 @@ async def start_case_flow(case_id: int) -> str:
 
 
 async def start_action_review_flow(case_id: int, review_number: int) -> str:
+    """Open action-plan review `review_number`; returns the id of the flow run that asks it.
+
+    The review is a step of the case's own run (`action-review` in its run graph): while that
+    run is alive, the review is marked as the run's and the run is woken to ask it (if it cannot
+    be woken now, the case is flagged and the sweep wakes it next time). A case whose run has
+    ended gets a review run of its own (`rprp-action-review`), as every review did before.
+    """
+    with session_scope() as session:
+        case = session.get(Case, case_id)
+        case_run = case.flow_run_id if case is not None else None
+    if case_run and await _is_alive(case_run):
+        with session_scope() as session:
+            review = session.exec(select(ActionReview).where(
+                ActionReview.case_id == case_id, ActionReview.number == review_number)).one()
+            review.flow_run_id = case_run
+            session.add(review)
+        await wake_case(case_id)
+        return case_run
     run: FlowRun = await arun_deployment(
         ACTION_REVIEW_DEPLOYMENT,
         parameters={"case_id": case_id, "review_number": review_number},
@@ -63,6 +82,15 @@ async def start_action_review_flow(case_id: int, review_number: int) -> str:
         tags=["rprp", "action-review"],
     )
     return str(run.id)
+
+
+async def _is_alive(flow_run_id: str) -> bool:
+    async with get_client() as client:
+        try:
+            run = await client.read_flow_run(UUID(flow_run_id))
+        except ObjectNotFound:
+            return False
+    return run.state is not None and not run.state.is_final()
 
 
 async def _paused_state(flow_run_id: str) -> State | None:
