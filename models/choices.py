@@ -11,6 +11,10 @@ from enum import StrEnum
 
 from models.enums import ACTION_TYPE_LABELS, ActionType
 
+# Field titles the rules quote in their refusals, as the forms show them.
+HELD_ON_TITLE = "Date the discussion was held (or missed)"
+AGREED_ON_TITLE = "Date the report was agreed"
+
 
 class FactFindingChoice(StrEnum):
     NO_FACT_FINDING = "No fact-finding needed: go to the discussion"

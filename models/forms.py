@@ -27,6 +27,8 @@ from pydantic import BaseModel, Field, create_model
 from pydantic.json_schema import SkipJsonSchema
 
 from models.choices import (
+    AGREED_ON_TITLE,
+    HELD_ON_TITLE,
     ActionChoice,
     Agreement,
     AuthorityChoice,
@@ -77,7 +79,7 @@ class DiscussionOutcome(RunInput):
     place: str = Field(
         default="", max_length=500, title="Place, or the phone number or video link of the call")
     held_on: date | SkipJsonSchema[None] = Field(
-        default=None, title="Date the discussion was held (or missed)", json_schema_extra=_no_default,
+        default=None, title=HELD_ON_TITLE, json_schema_extra=_no_default,
         description="To record the outcome; leave empty to use the date of the invitation")
 
 
@@ -101,7 +103,7 @@ class ReportForm(RunInput):
     force_lessons: str = Field(min_length=3, max_length=5000,
                                title="Lessons for line management or the force ('None' if none)")
     review_period_weeks: int = Field(ge=1, le=52, title="Review period (weeks)")
-    agreed_on: date = Field(title="Date the report was agreed")
+    agreed_on: date = Field(title=AGREED_ON_TITLE)
     agreement: Agreement = Field(title="Does the officer agree the report?")
     officer_comments: str = Field(default="", max_length=5000, title="Officer's comments")
 

@@ -15,7 +15,7 @@ from sqlmodel import Session
 from models import Case, as_utc
 from models.enums import CaseState
 from rprp.db import session_scope
-from tasks import decisions, letters, steps
+from tasks import answers, letters, steps
 from tasks.casework import Wait, action_review_wait, enter, record_rejection
 from tasks.people import NotAllowedToDecide, check_entitled
 from tasks.records import lock_case
@@ -54,11 +54,11 @@ def take_review(session: Session, case_id: int, number: int, wait_key: str, answ
     step = steps.ACTION_REVIEW
     actor = "unverified"
     try:
-        submission = decisions.verified_submission(session, case, wait_key, answer)
+        submission = answers.verified_submission(session, case, wait_key, answer)
         actor = submission.decided_by
         decider = check_entitled(case, submission.decided_by, submission.decided_as,
                                  reviewer_may=step.reviewer_may, psd_may=step.psd_may)
-    except (NotAllowedToDecide, decisions.DecisionNotVerified) as exc:
+    except (NotAllowedToDecide, answers.DecisionNotVerified) as exc:
         case.rejected_inputs += 1
         session.add(case)
         record_rejection(session, case, wait, actor, str(exc))

@@ -29,7 +29,7 @@ from models.enums import (
     EmploymentStatus,
 )
 from rprp.db import session_scope
-from tasks import decisions, letters, steps
+from tasks import answers, letters, steps
 from tasks.calendar import LONDON
 from tasks.deadlines import account_deadline, date_text, policy, set_working_day_target
 from tasks.discussion_invitation import InvitationRejected, withdraw_if_leaving
@@ -155,20 +155,20 @@ def take_answer(session: Session, case_id: int, wait_key: str, answer: Any,
         return case.state
     actor = "unverified"
     try:
-        submission = decisions.verified_submission(session, case, wait.key, answer)
+        submission = answers.verified_submission(session, case, wait.key, answer)
         actor = submission.decided_by
         decider = check_entitled(case, submission.decided_by, submission.decided_as,
                                  reviewer_may=step.reviewer_may, psd_may=step.psd_may)
-        errors = decisions.problems(session, case, wait.kind, answer, now)
+        errors = answers.problems(session, case, wait.kind, answer, now)
         if errors:
-            raise ReportRejected(decisions.refusal(errors))
+            raise ReportRejected(answers.refusal(errors))
         _record_decision(session, case, wait, answer, decider)
         move = step.apply(session, case, answer, decider, now)
         if move is not None:
             enter(session, case, move.to, actor=decider, action=move.action,
                   detail=move.detail, now=now)
     except (NotAllowedToDecide, ReportRejected, InvitationRejected,
-            decisions.DecisionNotVerified) as exc:
+            answers.DecisionNotVerified) as exc:
         session.rollback()
         case = lock_case(session, case_id)
         case.rejected_inputs += 1

@@ -6,11 +6,9 @@ by which the flow knows the decision came through the gateway and who took it.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -18,29 +16,29 @@ from sqlmodel import Session, select
 
 from models import (
     ActionReview,
-    AuditEvent,
     Case,
     DecisionSubmission,
-    DiscussionInvitation,
     SealedText,
-    as_utc,
 )
-from models.choices import Agreement, DiscussionChoice
-from models.enums import CaseState, MeetingOutcome
-from models.forms import FORMS, DiscussionOutcome, FormContext, ReportForm
+from models.enums import CaseState
+from models.forms import FORMS, FormContext
 from tasks import casework  # a module reference: casework uses this module too
 from tasks import steps as step_table
-from tasks.calendar import LONDON
-from tasks.deadlines import date_text
+
+# The rules, Prefect-free in tasks/answers.py; named here too for the gateway and its callers.
+from tasks.answers import SEAL_PREFIX as SEAL_PREFIX
+from tasks.answers import DecisionNotVerified as DecisionNotVerified
+from tasks.answers import discussion_date as discussion_date
+from tasks.answers import input_hash as input_hash
+from tasks.answers import problems as problems
+from tasks.answers import refusal as refusal
+from tasks.answers import today_in_london as today_in_london
+from tasks.answers import unseal as unseal
+from tasks.answers import verified_submission as verified_submission
 from tasks.records import officer_of
 from tasks.report import open_actions
 
-SEAL_PREFIX = "sealed:"
 ACTION_REVIEW = step_table.StepKind.ACTION_REVIEW
-
-
-class DecisionNotVerified(PermissionError):
-    """An answer reached the flow without a matching gateway submission."""
 
 
 @dataclass(frozen=True)
@@ -177,80 +175,6 @@ def parse_answer(form: type[BaseModel], data: Any) -> tuple[BaseModel | None, li
         return None, messages
 
 
-def today_in_london(now: datetime | None = None) -> date:
-    return (now or datetime.now(UTC)).astimezone(LONDON).date()
-
-
-def discussion_date(session: Session, case: Case) -> date | None:
-    """When the discussion was held: the date the reviewer recorded on the discussion step, or
-    else the day of the invitation it was recorded against."""
-    event = session.exec(
-        select(AuditEvent).where(
-            AuditEvent.case_id == case.id,
-            AuditEvent.action == f"discussion_outcome:{DiscussionChoice.HELD_ENGAGED.name}")
-        .order_by(AuditEvent.id.desc())  # type: ignore[union-attr]
-    ).first()
-    if event is None:
-        return None
-    if event.detail.startswith("on "):
-        return _recorded_date(event.detail.removeprefix("on ").strip())
-    invitation = session.exec(
-        select(DiscussionInvitation).where(
-            DiscussionInvitation.case_id == case.id,
-            DiscussionInvitation.outcome == MeetingOutcome.HELD_ENGAGED)
-        .order_by(DiscussionInvitation.id.desc())  # type: ignore[union-attr]
-    ).first()
-    return as_utc(invitation.starts_at).astimezone(LONDON).date() if invitation else None
-
-
-def _recorded_date(text: str) -> date | None:
-    """A date as the audit trail words it ("Wednesday 2 December 2026"), or as ISO in rows
-    written before the trail spoke in words."""
-    for parse in (lambda t: datetime.strptime(t, "%A %d %B %Y").date(), date.fromisoformat):
-        try:
-            return parse(text)
-        except ValueError:
-            continue
-    return None
-
-
-def problems(session: Session, case: Case, kind: str, answer: Any,
-             now: datetime | None = None) -> list[str]:
-    """What the domain rules say is wrong with a well-formed answer (empty: nothing)."""
-    today = today_in_london(now)
-    found: list[str] = []
-    if kind == step_table.StepKind.DISCUSSION_OUTCOME:
-        title = DiscussionOutcome.model_fields["held_on"].title
-        if answer.held_on is not None and answer.held_on > today:
-            found.append(f"'{title}' cannot be in the future")
-        if answer.held_on is not None and answer.held_on < case.referred_on:
-            found.append(f"'{title}' cannot be before the case was referred "
-                         f"({date_text(case.referred_on)})")
-    elif kind == step_table.StepKind.REPORT:
-        title = ReportForm.model_fields["agreed_on"].title
-        if answer.agreed_on > today:
-            found.append(f"'{title}' cannot be in the future")
-        held = discussion_date(session, case)
-        if held is not None and answer.agreed_on < held:
-            found.append(f"'{title}' cannot be before the discussion ({date_text(held)})")
-        for number, action in enumerate(answer.actions, start=1):
-            if action.due_on < answer.agreed_on:
-                found.append(f"Action {number}: the due date must be on or after '{title}'")
-        if answer.agreement is Agreement.NOT_AGREED and not answer.officer_comments.strip():
-            found.append("Record the officer's comments when they do not agree the report")
-    elif kind in (step_table.StepKind.AUTHORITY_DECISION, step_table.StepKind.NON_ENGAGEMENT):
-        if answer.choice.name == "UPP" and not officer_of(session, case).upp_available:
-            found.append("UPP does not apply to this officer (probationer constable or rank "
-                         "above chief superintendent)")
-    return found
-
-
-def refusal(messages: list[str]) -> str:
-    """The reason the Prefect UI shows in its red toast."""
-    return "This decision was not accepted. " + " ".join(
-        m if m.endswith(".") else f"{m}." for m in messages)
-
-
 # -- sealing and the submission row ----------------------------------------------------------
 
 def seal(session: Session, case: Case, step: Step, data: dict[str, Any]) -> dict[str, Any]:
@@ -271,24 +195,6 @@ def sealed_tokens(step: Step, answer: BaseModel) -> list[str]:
     """The tokens an answer's sealed fields refer to."""
     values = [str(getattr(answer, name, "")) for name in step.declared.sealed]
     return [v.removeprefix(SEAL_PREFIX) for v in values if v.startswith(SEAL_PREFIX)]
-
-
-def unseal(session: Session, case: Case, step_key: str, value: str) -> str:
-    """The confidential text a reference stands for, if it was sealed for this case's step."""
-    if not value.startswith(SEAL_PREFIX):
-        raise DecisionNotVerified("A confidential field arrived without being sealed")
-    row = session.exec(select(SealedText).where(
-        SealedText.token == value.removeprefix(SEAL_PREFIX))).first()
-    if row is None or row.case_id != case.id or row.step_key != step_key:
-        raise DecisionNotVerified("A sealed field does not belong to this step")
-    return row.text
-
-
-def input_hash(answer: BaseModel) -> str:
-    """A hash of the answer exactly as Prefect holds it (canonical JSON)."""
-    canonical = json.dumps(answer.model_dump(mode="json"), sort_keys=True,
-                           separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def record_submission(session: Session, case: Case, step: Step, answer: BaseModel,
@@ -318,15 +224,3 @@ def take(session: Session, case: Case, step: Step, data: Any, decided_by: str,
     session.flush()
     return forwarded, [], submission
 
-
-def verified_submission(session: Session, case: Case, step_key: str,
-                        answer: BaseModel) -> DecisionSubmission:
-    """The gateway's row for exactly this answer to this step, or DecisionNotVerified."""
-    row = session.exec(select(DecisionSubmission).where(
-        DecisionSubmission.case_id == case.id, DecisionSubmission.step_key == step_key,
-        DecisionSubmission.input_hash == input_hash(answer),
-    ).order_by(DecisionSubmission.id.desc())).first()  # type: ignore[union-attr]
-    if row is None:
-        raise DecisionNotVerified("No decision for this step came through the portal's "
-                                  "gateway: it was not applied")
-    return row

@@ -33,13 +33,6 @@ def _email(value: str) -> str:
     return value.lower()
 
 
-def _text(value: str) -> str:
-    value = value.strip()
-    if not value:
-        raise ValueError("This field is required")
-    return value
-
-
 class OfficerIn(BaseModel):
     model_config = ConfigDict(str_strip_whitespace=True)
 

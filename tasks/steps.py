@@ -159,13 +159,13 @@ def _non_engagement(session: Session, case: Case, answer: Any, decider: str,
 def _file_report(session: Session, case: Case, answer: Any, decider: str,
                  now: datetime) -> Move:
     """The discussion summary comes from the case DB, where the gateway sealed it."""
-    from tasks import decisions
+    from tasks.answers import unseal
     from tasks.casework import wait_for
     from tasks.report import file_report
 
     wait = wait_for(case, session)
     assert wait is not None
-    summary = decisions.unseal(session, case, wait.key, answer.discussion_summary)
+    summary = unseal(session, case, wait.key, answer.discussion_summary)
     file_report(session, case, answer, decider, summary, now)
     return Move(S.REPORT_SUBMITTED, "report_submitted")
 
