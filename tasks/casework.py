@@ -246,10 +246,7 @@ def take_account(session: Session, case_id: int, notice_round: int, text: str, n
     account = Account(case_id=case.id, notice_round=notice_round, text=text,
                       received_at=received, late=late, version=len(previous) + 1)
     session.add(account)
-    if deadline is not None and deadline.status is DeadlineStatus.OPEN:
-        deadline.status = DeadlineStatus.MET
-        deadline.met_at = received
-        session.add(deadline)
+    close_deadlines(session, case, DeadlineKind.ACCOUNT, round=notice_round, now=received)
     detail = f"version {account.version}" + (" (late)" if late else "") + (
         f", {via}" if via else "")
     wake = case.state in (S.AWAITING_ACCOUNT, S.NO_ACCOUNT)
