@@ -1,5 +1,6 @@
 """What people see in a browser: the Prefect UI's Resume form in plain English with the case's
-free text shown as text, and the case page leading to the action-plan review's own run."""
+free text shown as text, and the case page leading to the action-plan review (asked in the
+case's own run)."""
 
 from __future__ import annotations
 
@@ -110,7 +111,7 @@ async def test_the_case_page_leads_to_the_action_plan_review(new_page, portal, p
     await _to_report(case_id)
     await decide(case_id, **report_answer())
     await paused_in(case_id, S.ACTIONS_MONITORING)
-    # What the sweep does when the review period is up: start the review's own run.
+    # What the sweep does when the review period is up: open the review in the case's run.
     await start_due_reviews(datetime.now(UTC) + timedelta(days=92),
                             SweepReport(as_of=datetime.now(UTC).isoformat()))
 
@@ -122,7 +123,7 @@ async def test_the_case_page_leads_to_the_action_plan_review(new_page, portal, p
 
     review_run_id = await eventually(review_run, 30, "the review's flow run id")
     case_run_id = case_row(case_id).flow_run_id or ""
-    assert review_run_id != case_run_id
+    assert review_run_id == case_run_id  # the review is a step of the case's own run
     async with httpx.AsyncClient(base_url=portal, auth=PSD, timeout=60) as client:
         body = (await client.get(f"/api/referrals/{case_id}")).json()
     assert body["pending_decision"]["kind"] == "action_review"
