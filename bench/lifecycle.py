@@ -126,7 +126,9 @@ async def drive_case(watcher: RunWatcher) -> dict[str, Any]:
             return action.id
 
     action_id = await asyncio.to_thread(remember_review)
-    await watcher.next_pause(review_run, None, STEP_TIMEOUT, f"case {case_id}: review paused")
+    # The review is asked in the case's own run (woken for it), so wait for its next pause.
+    after = key if review_run == run_id else None
+    await watcher.next_pause(review_run, after, STEP_TIMEOUT, f"case {case_id}: review paused")
     clock.mark("review-waiting")
     await resume(UUID(review_run), run_input={
         f"action_{action_id}_note": "Module completed.",
