@@ -355,3 +355,82 @@ def test_upp_is_neither_offered_nor_accepted_for_a_probationer_constable() -> No
         found = decisions.problems(session, case, StepKind.NON_ENGAGEMENT, answer)
     assert "UPP" not in choices
     assert found and "UPP does not apply" in found[0]
+
+
+def test_a_review_keeping_an_action_open_sets_the_next_one_from_now_not_the_wall_clock() -> None:
+    from tasks.action_reviews import take_review
+
+    case_id = at_fact_finding_decision()
+    give(case_id, choice=NO_FF)
+    give(case_id, choice="Discussion held and the officer engaged",
+         held_on=datetime.now(UTC).date().isoformat())
+    give(case_id, now=datetime.now(UTC), **report_answer())
+    advance(case_id)
+    run_id = "00000000-0000-0000-0000-000000000002"
+    with session_scope() as session:
+        case = lock_case(session, case_id)
+        case.flow_run_id = run_id
+        review = session.exec(select(ActionReview).where(ActionReview.case_id == case_id)).one()
+        review.flow_run_id = run_id
+        session.add_all([case, review])
+    later = datetime.now(UTC) + timedelta(days=100)
+    with session_scope() as session:
+        case = lock_case(session, case_id)
+        wait = wait_for(case, session)
+        assert wait is not None and wait.kind is StepKind.ACTION_REVIEW
+        form = decisions.form_class(session, case, wait.kind)
+        [field] = [n for n in form.model_fields if n.endswith("_outcome")]
+        values = {field: "Not yet complete: keep open",
+                  field.replace("_outcome", "_note"): "Half done."}
+        step = decisions.Step(case_id, run_id, wait, form, 1)
+        forwarded, errors, _ = decisions.take(session, case, step, values, REVIEWER,
+                                              REVIEWER_BASIS, later)
+        assert forwarded is not None, errors
+    with session_scope() as session:
+        assert not take_review(session, case_id, 1, wait.key, forwarded, later)
+    with session_scope() as session:
+        reviews = session.exec(select(ActionReview).where(ActionReview.case_id == case_id)
+                               .order_by(ActionReview.number)).all()  # type: ignore[arg-type]
+    assert [r.number for r in reviews] == [1, 2]
+    assert reviews[0].completed_at is not None
+    assert reviews[0].completed_at.replace(tzinfo=UTC) == later
+    assert reviews[1].due_on == later.astimezone(LONDON).date() + timedelta(weeks=12)
+    assert [d.status for d in deadlines(case_id, DeadlineKind.ACTION_REVIEW)] == [
+        DeadlineStatus.MET, DeadlineStatus.OPEN]
+    assert row(case_id).state is S.ACTIONS_MONITORING
+
+
+def test_the_rules_import_neither_prefect_nor_fastapi() -> None:
+    """The domain runs against the case DB alone: nothing it imports, directly or through the
+    project's own modules (read from their source, so this costs no import), is Prefect's or
+    FastAPI's."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    seen: set[str] = set()
+    outside: set[str] = set()
+    todo = ["tasks.casework", "tasks.steps", "tasks.answers", "tasks.action_reviews",
+            "models.choices"]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        path = root / (name.replace(".", "/") + ".py")
+        if not path.exists():
+            path = root / name.replace(".", "/") / "__init__.py"
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [node.module or ""] + [f"{node.module}.{a.name}" for a in node.names]
+                     if isinstance(node, ast.ImportFrom) and node.level == 0 else [])
+            for imported in names:
+                top = imported.split(".")[0]
+                if top in ("models", "tasks", "rprp"):
+                    if (root / (imported.replace(".", "/") + ".py")).exists() or (
+                            root / imported.replace(".", "/") / "__init__.py").exists():
+                        todo.append(imported)
+                else:
+                    outside.add(top)
+    assert "tasks.casework" in seen and "models.case" in seen
+    assert not outside & {"prefect", "fastapi", "starlette"}, sorted(outside)
