@@ -95,6 +95,28 @@ KIND_CONTEXT: dict[str, frozenset[str]] = {
         {"recipient_name", "case_link", "reviewer_name", "meeting_text", "duration_minutes",
          "format_label", "place"}),
 }
+# What each email is, as PSD read it on the case page (never its subject or body).
+KIND_TITLES: dict[str, str] = {
+    "officer_notice": "Notice to give an account",
+    "account_reminder": "Account deadline reminder",
+    "decision_needed": "Decision needed",
+    "missed_account_deadline": "Account deadline missed",
+    "escalation": "Escalation",
+    "referral_back": "Referral back to the appropriate authority",
+    "report_filed": "Report filed",
+    "officer_report_copy": "Copy of the report",
+    "complainant_progress": "Progress letter",
+    "complainant_outcome": "Outcome letter",
+    "complainant_ending": "Letter that the review has ended",
+    "account_declined": "Account declined",
+    "pdr_reminder": "PDR discussion reminder",
+    "overdue_reminder": "Overdue step reminder",
+    "action_review_due": "Action-plan review due",
+    "case_closed": "Case closed",
+    "discussion_invitation": "Discussion invitation",
+    "discussion_cancelled": "Discussion cancelled",
+    "discussion_reminder": "Discussion reminder",
+}
 # Letters to the public never name the officer.
 COMPLAINANT_KINDS = frozenset({"complainant_progress", "complainant_outcome",
                                "complainant_ending"})
