@@ -57,7 +57,7 @@ def _duty_task(duty: Duty) -> Task[[datetime], Coroutine[Any, Any, SweepReport]]
                 persist_result=False, cache_policy=NO_CACHE, log_prints=False)
 
 
-@task(name=DELIVER_MAIL, persist_result=False, cache_policy=NO_CACHE)
+@task(name=DELIVER_MAIL, task_run_name=DELIVER_MAIL, persist_result=False, cache_policy=NO_CACHE)
 async def deliver_mail() -> DeliveryResult:
     """Send what the duties queued; the outbox retries what fails (RPRP_SMTP_MAX_ATTEMPTS)."""
     return await deliver_pending()
