@@ -32,6 +32,9 @@ class DutyFailed(Exception):
         self.duty = duty
         self.part = part
 
+    def __reduce__(self) -> tuple[type[DutyFailed], tuple[str, SweepReport]]:
+        return (DutyFailed, (self.duty, self.part))  # picklable, should Prefect store it
+
 
 class SweepFailed(Exception):
     """Raised after every duty has run, when one or more failed, so the run ends Failed and
@@ -41,6 +44,9 @@ class SweepFailed(Exception):
         super().__init__(f"Sweep duties failed: {', '.join(failed)} (the others did their work)")
         self.summary = summary
         self.failed = failed
+
+    def __reduce__(self) -> tuple[type[SweepFailed], tuple[dict[str, Any], list[str]]]:
+        return (SweepFailed, (self.summary, self.failed))
 
 
 def _duty_task(duty: Duty) -> Task[[datetime], Coroutine[Any, Any, SweepReport]]:

@@ -10,6 +10,7 @@ SMTP server are real. Time moves by `as_of`.
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import replace
 from datetime import UTC, date, datetime, time
 from uuid import UUID
@@ -142,6 +143,32 @@ async def test_a_failing_complainant_letter_duty_leaves_the_reminders_sent_and_i
     assert any(m.startswith("complainant-letters: the duty failed") for m in messages)
     assert not [m for m in messages if SECRET in m]
     assert SECRET not in (state.message or "")
+
+
+def test_rprp_sweep_prints_each_failed_duty_and_exits_1(
+        deployments: str, mail_sink, monkeypatch: pytest.MonkeyPatch,  # type: ignore[no-untyped-def]
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """`rprp sweep` run in-process with the same fault: the summary on stdout, then each error
+    and the failed duties on stderr, exit status 1; the reminder still went."""
+    from rprp.commands import sweep as command
+
+    case_id, due_day = served_case()
+
+    def broken(as_of: datetime, report: SweepReport) -> None:
+        raise RuntimeError(SECRET)
+
+    monkeypatch.setattr(deadline_sweep, "DUTIES", tuple(
+        replace(d, run=broken) if d.name == COMPLAINANT_LETTERS else d
+        for d in deadline_sweep.DUTIES))
+    assert command.run(["--as-of", f"{due_day.isoformat()}T07:00"]) == 1
+    out, err = capsys.readouterr()
+    summary = json.loads(out[out.index("{"):])
+    assert summary["reminders"] == 1 and summary["sent"] >= 1
+    assert ("rprp sweep: error: complainant-letters: the duty failed (RuntimeError); the other "
+            "duties ran") in err
+    assert "rprp sweep: Sweep duties failed: complainant-letters" in err
+    assert SECRET not in out
+    assert len(reminders_received(mail_sink, case_id)) == 1
 
 
 async def test_a_wake_waits_while_prefect_has_not_saved_the_runs_form(prefect_api: str,

@@ -196,3 +196,4 @@ def test_a_review_is_overdue_only_once_its_target_has_passed_in_working_days() -
     assert reminded() == 0
     overdue_steps(at_seven(target + timedelta(days=3)), SweepReport(as_of="mon"))
     assert reminded() == 2  # the reviewer and PSD, once each
+
