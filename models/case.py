@@ -10,7 +10,7 @@ from enum import Enum
 
 from sqlalchemy import Column, Text, UniqueConstraint
 from sqlalchemy import Enum as SAEnum
-from sqlmodel import Field, SQLModel
+from sqlmodel import AutoString, Field, SQLModel
 
 from models.enums import (
     ActionStatus,
@@ -23,6 +23,7 @@ from models.enums import (
     MeetingFormat,
     MeetingOutcome,
     Origin,
+    OutboxStatus,
     Rank,
     ReviewBody,
     ReviewerBasis,
@@ -249,8 +250,11 @@ class Outbox(SQLModel, table=True):
     subject: str = Field(max_length=300)
     body_text: str = Field(sa_column=Column(Text, nullable=False))
     body_html: str = Field(sa_column=Column(Text, nullable=False))
-    status: str = Field(default="pending", index=True, max_length=20)
+    # Plain strings (the enum's values), as stored since the first migration.
+    status: OutboxStatus = Field(default=OutboxStatus.PENDING, index=True,
+                                 sa_type=AutoString(length=20))
     attempts: int = 0
+    # When the next attempt is due; for a failed email, when it was given up.
     next_attempt_at: datetime = Field(default_factory=utc_now, index=True)
     last_error: str = Field(default="", max_length=1000)
     created_at: datetime = Field(default_factory=utc_now)

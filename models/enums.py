@@ -214,7 +214,11 @@ class DeadlineStatus(StrEnum):
 
 
 class OutboxStatus(StrEnum):
+    """An email's delivery: waiting (or backing off), claimed by a sender, delivered, or given
+    up after its last attempt (tasks/notify.py)."""
+
     PENDING = "pending"
+    SENDING = "sending"
     SENT = "sent"
     FAILED = "failed"
 

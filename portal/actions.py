@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
@@ -23,14 +23,17 @@ from models import (
     Deadline,
     DiscussionInvitation,
     Officer,
+    Outbox,
     Report,
 )
-from models.enums import CaseState, DeadlineStatus, InvitationStatus
+from models.enums import CaseState, DeadlineStatus, InvitationStatus, OutboxStatus
 from rprp.db import session_scope
+from rprp.settings import get_settings
 from tasks.casework import Wait, close_externally, wait_for
 from tasks.deadlines import date_text
 from tasks.intake import ReferralIn, create_case
 from tasks.links import flow_run_link
+from tasks.notify import KIND_TITLES
 from tasks.orchestration import start_case_flow, stop_flow_run, wake_case, wake_flow_run
 
 log = logging.getLogger("rprp.portal")
@@ -146,6 +149,41 @@ def load_case(case_id: int) -> Case:
         return case
 
 
+@dataclass(frozen=True)
+class FailedMail:
+    """An email of the case given up after its last attempt: what it was, to whom by role, and
+    when; never its subject, body or address, so the page quotes no letter."""
+
+    title: str
+    recipient_role: str
+    given_up_at: datetime
+    attempts: int
+
+
+def recipient_role(case: Case, officer: Officer, recipient: str) -> str:
+    """Who an address is on this case, as PSD would say it."""
+    address = recipient.strip().lower()
+    settings = get_settings()
+    if address == officer.email.strip().lower():
+        return "the officer"
+    if address == case.reviewer_email.strip().lower():
+        return "the reviewer"
+    if case.complainant_email and address == case.complainant_email.strip().lower():
+        return "the complainant"
+    if address in {settings.psd_email.lower(), *settings.decision_makers}:
+        return "Professional Standards"
+    return "another recipient"
+
+
+def _failed_mail(session: Session, case: Case, officer: Officer) -> list[FailedMail]:
+    rows = session.exec(select(Outbox.kind, Outbox.recipient, Outbox.next_attempt_at,
+                               Outbox.attempts)
+                        .where(Outbox.case_id == case.id, Outbox.status == OutboxStatus.FAILED)
+                        .order_by(Outbox.next_attempt_at)).all()  # type: ignore[arg-type]
+    return [FailedMail(KIND_TITLES.get(kind, kind), recipient_role(case, officer, recipient),
+                       at, attempts) for kind, recipient, at, attempts in rows]
+
+
 @dataclass
 class CaseFile:
     """Everything a case page or the API shows, read in one transaction. No account text."""
@@ -159,6 +197,7 @@ class CaseFile:
     invitations: list[DiscussionInvitation] = field(default_factory=list)
     report: Report | None = None
     open_review: ActionReview | None = None
+    failed_mail: list[FailedMail] = field(default_factory=list)
 
     @property
     def current_invitation(self) -> DiscussionInvitation | None:
@@ -212,7 +251,7 @@ def case_file(case_id: int) -> CaseFile | None:
             session.expunge(report)
             report.discussion_summary = ""  # confidential: the page never shows it
         return CaseFile(case, officer, deadlines, accounts, events, wait_for(case), invitations,
-                        report, _open_review(session, case))
+                        report, _open_review(session, case), _failed_mail(session, case, officer))
 
 
 def _open_review(session: Session, case: Case) -> ActionReview | None:

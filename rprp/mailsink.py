@@ -40,11 +40,20 @@ class StoredMessage:
 
 
 class _Store:
-    """aiosmtpd handler: write each message to disk before answering 250, so none is lost."""
+    """aiosmtpd handler: write each message to disk before answering 250, so none is lost;
+    refuse the recipients in `refused` (550), as a real server refuses an unknown mailbox."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, refused: set[str]) -> None:
         self.directory = directory
+        self.refused = refused
         self.lock = threading.Lock()
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any,  # noqa: N802
+                          address: str, rcpt_options: list[str]) -> str:
+        if address.lower() in self.refused:
+            return "550 5.1.1 Mailbox unavailable"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     def _next_number(self) -> int:
         numbers = [int(p.stem) for p in self.directory.glob("*.eml") if p.stem.isdigit()]
@@ -81,11 +90,13 @@ class _Controller(Controller):
 class MailSink:
     """A loopback SMTP server storing every message it accepts in `directory`.
 
-    `port=0` picks a free port; read it from `.port` after `start()`.
+    `port=0` picks a free port; read it from `.port` after `start()`. Addresses added to
+    `refused` (lower case) are refused from then on, so tests can see mail the server rejects.
     """
 
     def __init__(self, directory: Path, port: int = 0, host: str = "127.0.0.1") -> None:
         self.directory = Path(directory)
+        self.refused: set[str] = set()
         self.host = host
         self._requested_port = port
         self._controller: _Controller | None = None
@@ -104,7 +115,7 @@ class MailSink:
         if self._controller is not None:
             return self
         self.directory.mkdir(parents=True, exist_ok=True)
-        controller = _Controller(_Store(self.directory), hostname=self.host,
+        controller = _Controller(_Store(self.directory, self.refused), hostname=self.host,
                                  port=self._requested_port, server_hostname="rprp-mailsink")
         controller.start()
         self._controller = controller

@@ -84,7 +84,9 @@ class Settings(BaseSettings):
     smtp_password: str = ""
     smtp_sender: str = "rprp@force.example"
     smtp_timeout_seconds: float = 10.0
-    smtp_max_attempts: int = 8
+    smtp_max_attempts: int = Field(
+        default=8, description="Attempts at an email the server refuses before it is marked failed "
+                               "(an unreachable server only delays mail)")
 
     account_working_days: int = Field(default=5, description="Law: 5 working days for the account")
     account_reminder_working_days: str = Field(
@@ -122,7 +124,7 @@ class Settings(BaseSettings):
 
     @field_validator("session_hours", "signin_max_failures_per_account",
                      "signin_max_failures_per_address", "signin_lockout_minutes",
-                     "account_code_minutes", "account_code_max_attempts")
+                     "account_code_minutes", "account_code_max_attempts", "smtp_max_attempts")
     @classmethod
     def _at_least_one(cls, value: int) -> int:
         if value < 1:

@@ -1,26 +1,39 @@
-"""What the morning sweep does, as of any instant: reminders, missed deadlines, overdue steps,
-due action reviews and complainant letters. Every action is keyed, so a second sweep at the same
-instant finds nothing left to do.
+"""What the morning sweep does, as of any instant: its duties, one function each, in the order
+the sweep runs them (`DUTIES`). Every action is keyed, so a second sweep at the same instant finds
+nothing left to do.
+
+Each duty is isolated twice over. Within a duty, each case's work is its own unit (a savepoint, or
+its own transaction): a case that fails is rolled back alone, recorded in `SweepReport.errors` by
+its reference and the duty, and the duty goes on with the other cases. A duty that fails as a
+whole is recorded by its name and the sweep goes on with the next duty. Errors name the duty, the
+case reference and the error's class, never its message, which may quote the record.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import inspect
+import logging
+import traceback
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime, timedelta
 
-from sqlmodel import select
+from sqlmodel import Session, select
 
-from models import ActionReview, Case, Deadline, Officer, Report, to_db
+from models import ActionReview, Case, Deadline, Officer, Report, as_utc, to_db
 from models.enums import TERMINAL_STATES, CaseState, DeadlineKind, DeadlineStatus
 from rprp.db import session_scope
 from rprp.settings import get_settings
 from tasks import letters
-from tasks.calendar import LONDON, WorkingCalendar, england_and_wales
+from tasks.calendar import LONDON, WorkingCalendar, england_and_wales, working_day_deadline
 from tasks.casework import mark_no_account
-from tasks.discussion_invitation import send_reminders
+from tasks.discussion_invitation import reminders_due, send_reminder
 from tasks.notice import notice_link
 from tasks.orchestration import recover_stalled_runs, start_action_review_flow, wake_case
 from tasks.records import lock_case
+
+log = logging.getLogger("rprp.sweep")
 
 COMPLAINANT_LEAD = timedelta(days=3)  # send a progress letter up to 3 days before it is owed
 OVERDUE_WHAT = {
@@ -29,11 +42,25 @@ OVERDUE_WHAT = {
     DeadlineKind.REPORT: "the Reflective Review Development Report",
     DeadlineKind.ACTION_REVIEW: "the action-plan review",
 }
+MAX_ERRORS_LISTED = 20  # per duty: a broken database should not fill the run with lines
+
+# The duties' names: the sweep's tasks in the Prefect UI, and how errors name them.
+ACCOUNT_REMINDERS = "account-reminders"
+MISSED_ACCOUNT_DEADLINES = "missed-account-deadlines"
+RESUME_CASES = "resume-cases"
+OVERDUE_STEPS = "overdue-steps"
+DISCUSSION_REMINDERS = "discussion-reminders"
+COMPLAINANT_LETTERS = "complainant-letters"
+PDR_REMINDERS = "pdr-reminders"
+DUE_ACTION_REVIEWS = "due-action-reviews"
+STALLED_RUNS = "stalled-runs"
+DELIVER_MAIL = "deliver-mail"  # the flow's last task (flows/sweep.py): the outbox, not a query
 
 
 @dataclass
 class SweepReport:
-    """Counts only: the sweep's result is visible in Prefect, so it names no person."""
+    """Counts, and errors naming a duty and a case reference: the sweep's result is visible in
+    Prefect, so it names no person and quotes no record."""
 
     as_of: str
     cases_read: int = 0
@@ -46,10 +73,65 @@ class SweepReport:
     complainant_letters: int = 0
     discussion_reminders: int = 0
     pdr_reminders: int = 0
+    errors_not_listed: int = 0
     errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, object]:
-        return asdict(self)
+        return {f.name: (list(getattr(self, f.name)) if isinstance(getattr(self, f.name), list)
+                         else getattr(self, f.name)) for f in fields(self)}
+
+    @property
+    def failed_duties(self) -> list[str]:
+        """The duties with an error, in the order they ran."""
+        return list(dict.fromkeys(error.split(":", 1)[0] for error in self.errors))
+
+    def merge(self, other: SweepReport) -> None:
+        """Add one duty's part (a task's result) to the whole sweep's report."""
+        for f in fields(self):
+            value = getattr(other, f.name)
+            if isinstance(value, int):
+                setattr(self, f.name, getattr(self, f.name) + value)
+            elif isinstance(value, list):
+                getattr(self, f.name).extend(value)
+
+    def _record(self, duty: str, line: str) -> None:
+        if sum(error.startswith(f"{duty}:") for error in self.errors) >= MAX_ERRORS_LISTED:
+            self.errors_not_listed += 1
+        else:
+            self.errors.append(line)
+
+    def case_failed(self, duty: str, reference: str, exc: BaseException) -> None:
+        """One case's part of a duty failed and was rolled back; the duty went on."""
+        _log_failure(f"{duty}: {reference}", exc)
+        self._record(duty, f"{duty}: {reference} not done ({type(exc).__name__})")
+
+    def duty_failed(self, duty: str, exc: BaseException) -> None:
+        """A duty stopped part-way or never started; the sweep went on with the next one."""
+        _log_failure(duty, exc)
+        self._record(duty, f"{duty}: the duty failed ({type(exc).__name__}); the other duties ran")
+
+
+def _log_failure(what: str, exc: BaseException) -> None:
+    """Where it failed, for the operator, in this process's log only (not Prefect's): the error's
+    class and the code's lines, never its message, which may quote the record."""
+    log.error("Sweep: %s failed (%s)\n%s", what, type(exc).__name__,
+              "".join(traceback.format_tb(exc.__traceback__)).rstrip())
+
+
+@contextmanager
+def each_case(report: SweepReport, duty: str, reference: str,
+              session: Session | None = None) -> Iterator[None]:
+    """One case's part of a duty: if it fails, only its changes are undone (a savepoint of the
+    duty's `session`, when it shares one) and the failure is recorded; the duty goes on."""
+    try:
+        if session is None:
+            yield
+        else:
+            with session.begin_nested():
+                yield
+    except Exception as exc:
+        report.case_failed(duty, reference, exc)
 
 
 def reminder_day(calendar: WorkingCalendar, due: date, working_days_before: int) -> date:
@@ -67,7 +149,12 @@ def _utc(as_of: datetime) -> datetime:
     return to_db(as_of)
 
 
+def _reference(case_id: int) -> str:
+    return f"RPRP-{case_id:06d}"
+
+
 def account_reminders(as_of: datetime, report: SweepReport) -> None:
+    """Remind the officer of the account deadline, the policy working days before it."""
     calendar = england_and_wales()
     offsets = get_settings().reminder_offsets
     today = as_of.astimezone(LONDON).date()
@@ -89,12 +176,15 @@ def account_reminders(as_of: datetime, report: SweepReport) -> None:
             applicable = [n for n in offsets if reminder_day(calendar, due_day, n) <= today]
             if not applicable:
                 continue
-            if letters.account_reminder(session, case, officer, deadline, min(applicable),
-                                        notice_link(case, deadline.due_at)):
-                report.reminders += 1
+            with each_case(report, ACCOUNT_REMINDERS, case.reference, session):
+                if letters.account_reminder(session, case, officer, deadline, min(applicable),
+                                            notice_link(case, deadline.due_at)):
+                    report.reminders += 1
 
 
-def missed_account_deadlines(as_of: datetime, report: SweepReport) -> list[int]:
+def missed_account_deadlines(as_of: datetime, report: SweepReport) -> None:
+    """The account deadline passed with no account: record it, tell PSD and the reviewer, and
+    flag the case so `resume_cases` wakes its run (now, or on a later sweep if it cannot)."""
     now = _utc(as_of)
     with session_scope() as session:
         ids = session.exec(
@@ -104,17 +194,22 @@ def missed_account_deadlines(as_of: datetime, report: SweepReport) -> list[int]:
                    Deadline.status == DeadlineStatus.OPEN, Deadline.due_at < now)
         ).all()
     report.cases_read += len(ids)
-    missed = []
     for case_id in ids:
-        with session_scope() as session:
-            if mark_no_account(session, lock_case(session, case_id), as_of):
-                missed.append(case_id)
-    report.missed_deadlines += len(missed)
-    return missed
+        assert case_id is not None
+        with each_case(report, MISSED_ACCOUNT_DEADLINES, _reference(case_id)):
+            with session_scope() as session:
+                case = lock_case(session, case_id)
+                if mark_no_account(session, case, as_of):
+                    case.wake_requested = True
+                    session.add(case)
+                    report.missed_deadlines += 1
 
 
 def overdue_steps(as_of: datetime, report: SweepReport) -> None:
+    """Remind the reviewer and PSD of a step past its target date, once per deadline."""
     now = _utc(as_of)
+    target = get_settings().decision_target_working_days
+    calendar = england_and_wales()
     with session_scope() as session:
         rows = session.exec(
             select(Case, Deadline).join(Deadline, Deadline.case_id == Case.id)  # type: ignore[arg-type]
@@ -124,14 +219,16 @@ def overdue_steps(as_of: datetime, report: SweepReport) -> None:
         ).all()
         report.cases_read += len(rows)
         for case, deadline in rows:
-            if deadline.kind is DeadlineKind.ACTION_REVIEW and deadline.due_at + timedelta(
-                    days=get_settings().decision_target_working_days) > now:
+            if deadline.kind is DeadlineKind.ACTION_REVIEW and working_day_deadline(
+                    as_utc(deadline.due_at), target, calendar) >= now:
                 continue  # a review is overdue only once its decision target has also passed
-            if letters.overdue(session, case, deadline, OVERDUE_WHAT[deadline.kind]):
-                report.overdue_reminders += 1
+            with each_case(report, OVERDUE_STEPS, case.reference, session):
+                if letters.overdue(session, case, deadline, OVERDUE_WHAT[deadline.kind]):
+                    report.overdue_reminders += 1
 
 
 def complainant_letters(as_of: datetime, report: SweepReport) -> None:
+    """The complainant's progress letter, at least every four weeks while the case is open."""
     now = _utc(as_of)
     with session_scope() as session:
         rows = session.exec(
@@ -143,18 +240,22 @@ def complainant_letters(as_of: datetime, report: SweepReport) -> None:
         ).all()
         report.cases_read += len(rows)
         for case, deadline in rows:
-            if letters.complainant_progress(session, case, deadline.round, as_of):
-                report.complainant_letters += 1
-            deadline.status = DeadlineStatus.MET
-            deadline.met_at = now
-            session.add(deadline)
+            with each_case(report, COMPLAINANT_LETTERS, case.reference, session):
+                if letters.complainant_progress(session, case, deadline.round, as_of):
+                    report.complainant_letters += 1
+                deadline.status = DeadlineStatus.MET
+                deadline.met_at = now
+                session.add(deadline)
 
 
 def discussion_reminders(as_of: datetime, report: SweepReport) -> None:
     """The working day before a discussion: the officer and the reviewer, once per version."""
-    read, sent = send_reminders(as_of)
-    report.cases_read += read
-    report.discussion_reminders += sent
+    with session_scope() as session:
+        rows = reminders_due(session, as_of)
+        report.cases_read += len(rows)
+        for invitation, case, officer in rows:
+            with each_case(report, DISCUSSION_REMINDERS, case.reference, session):
+                report.discussion_reminders += send_reminder(session, invitation, case, officer)
 
 
 def pdr_reminders(as_of: datetime, report: SweepReport) -> None:
@@ -177,8 +278,9 @@ def pdr_reminders(as_of: datetime, report: SweepReport) -> None:
         for case, deadline, filed in rows:
             if reminder_day(calendar, filed.pdr_due_on, before) > today:
                 continue
-            if letters.pdr_reminder(session, case, filed, deadline):
-                report.pdr_reminders += 1
+            with each_case(report, PDR_REMINDERS, case.reference, session):
+                if letters.pdr_reminder(session, case, filed, deadline):
+                    report.pdr_reminders += 1
 
 
 def due_reviews(as_of: datetime) -> list[tuple[int, int]]:
@@ -195,38 +297,84 @@ def due_reviews(as_of: datetime) -> list[tuple[int, int]]:
 
 
 async def start_due_reviews(as_of: datetime, report: SweepReport) -> None:
+    """Start the run of each action-plan review whose review period is up."""
     for case_id, number in due_reviews(as_of):
-        flow_run_id = await start_action_review_flow(case_id, number)
-        with session_scope() as session:
-            review = session.exec(select(ActionReview).where(
-                ActionReview.case_id == case_id, ActionReview.number == number)).one()
-            review.flow_run_id = flow_run_id
-            session.add(review)
-        report.reviews_started += 1
+        with each_case(report, DUE_ACTION_REVIEWS, _reference(case_id)):
+            flow_run_id = await start_action_review_flow(case_id, number)
+            with session_scope() as session:
+                review = session.exec(select(ActionReview).where(
+                    ActionReview.case_id == case_id, ActionReview.number == number)).one()
+                review.flow_run_id = flow_run_id
+                session.add(review)
+            report.reviews_started += 1
 
 
-async def wake_flagged(case_ids: list[int], report: SweepReport) -> None:
+async def resume_cases(as_of: datetime, report: SweepReport) -> None:
+    """Wake the runs of cases flagged for it: a missed deadline, or a wake that failed before
+    (Prefect unreachable when the portal recorded an account). A case not woken stays flagged."""
     with session_scope() as session:
         flagged = session.exec(select(Case.id).where(Case.wake_requested == True)).all()  # noqa: E712
-    for case_id in dict.fromkeys([*case_ids, *flagged]):
-        if await wake_case(int(case_id), attempts=1):
-            report.woken += 1
+    for case_id in flagged:
+        assert case_id is not None
+        with each_case(report, RESUME_CASES, _reference(case_id)):
+            if await wake_case(int(case_id), attempts=1):
+                report.woken += 1
+
+
+async def stalled_runs(as_of: datetime, report: SweepReport) -> None:
+    """Reschedule case runs whose process died mid-step, so they replay from the record."""
+    stale_after = timedelta(minutes=get_settings().stalled_run_minutes)
+    report.runs_recovered += len(await recover_stalled_runs(stale_after))
+
+
+DutyFunction = Callable[[datetime, SweepReport], Awaitable[None] | None]
+
+
+@dataclass(frozen=True)
+class Duty:
+    """One duty of the sweep: its name (the task's in the run graph) and what it does."""
+
+    name: str
+    run: DutyFunction
+
+
+# The sweep's duties, in order: missed deadlines are flagged before cases are resumed.
+DUTIES: tuple[Duty, ...] = (
+    Duty(ACCOUNT_REMINDERS, account_reminders),
+    Duty(MISSED_ACCOUNT_DEADLINES, missed_account_deadlines),
+    Duty(RESUME_CASES, resume_cases),
+    Duty(OVERDUE_STEPS, overdue_steps),
+    Duty(DISCUSSION_REMINDERS, discussion_reminders),
+    Duty(COMPLAINANT_LETTERS, complainant_letters),
+    Duty(PDR_REMINDERS, pdr_reminders),
+    Duty(DUE_ACTION_REVIEWS, start_due_reviews),
+    Duty(STALLED_RUNS, stalled_runs),
+)
+
+
+async def perform(duty: Duty, as_of: datetime, report: SweepReport) -> bool:
+    """Do one duty, isolated: False (and the failure recorded) if it raised part-way."""
+    try:
+        outcome = duty.run(as_of, report)
+        if inspect.isawaitable(outcome):
+            await outcome
+    except Exception as exc:
+        report.duty_failed(duty.name, exc)
+        return False
+    return True
+
+
+def sweep_instant(as_of: datetime | None) -> datetime:
+    """The sweep's instant: now by default; a naive one is Europe/London, as people write it."""
+    as_of = as_of or datetime.now(UTC)
+    return as_of.replace(tzinfo=LONDON) if as_of.tzinfo is None else as_of
 
 
 async def sweep(as_of: datetime | None = None) -> SweepReport:
-    """Run every due step as of `as_of` (default now)."""
-    as_of = (as_of or datetime.now(UTC))
-    if as_of.tzinfo is None:
-        as_of = as_of.replace(tzinfo=LONDON)
+    """Every duty as of `as_of` (default now), each isolated; without Prefect tasks, for tests
+    and the bench. The `rprp-sweep` flow runs the same `DUTIES`, each as its own task."""
+    as_of = sweep_instant(as_of)
     report = SweepReport(as_of=as_of.isoformat())
-    account_reminders(as_of, report)
-    missed = missed_account_deadlines(as_of, report)
-    await wake_flagged(missed, report)
-    overdue_steps(as_of, report)
-    discussion_reminders(as_of, report)
-    complainant_letters(as_of, report)
-    pdr_reminders(as_of, report)
-    await start_due_reviews(as_of, report)
-    stale_after = timedelta(minutes=get_settings().stalled_run_minutes)
-    report.runs_recovered = len(await recover_stalled_runs(stale_after))
+    for duty in DUTIES:
+        await perform(duty, as_of, report)
     return report

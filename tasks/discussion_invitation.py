@@ -369,36 +369,46 @@ def working_day_before(day: date) -> date:
     return day
 
 
-def send_reminders(as_of: datetime) -> tuple[int, int]:
-    """Remind the officer and the reviewer from the working day before the meeting until it
-    starts; keyed by meeting and version, so each version is reminded once. Returns (read, sent).
-    """
+def reminders_due(session: Session, as_of: datetime
+                  ) -> list[tuple[DiscussionInvitation, Case, Officer]]:
+    """Invitations whose meeting is from the working day before it until it starts, as of
+    `as_of`: the ones the sweep reminds (keyed, so a version already reminded sends nothing)."""
     now = as_utc(as_of)
     today = now.astimezone(LONDON).date()
+    rows = session.exec(
+        select(DiscussionInvitation, Case, Officer)
+        .join(Case, col(Case.id) == DiscussionInvitation.case_id)
+        .join(Officer, col(Officer.id) == Case.officer_id)
+        .where(Case.state == CaseState.DISCUSSION_SCHEDULING,
+               DiscussionInvitation.status == InvitationStatus.SENT,
+               col(DiscussionInvitation.outcome).is_(None),
+               DiscussionInvitation.starts_at > now,
+               DiscussionInvitation.starts_at <= now + timedelta(days=10))
+    ).all()
+    return [(invitation, case, officer) for invitation, case, officer in rows
+            if today >= working_day_before(as_utc(invitation.starts_at).astimezone(LONDON).date())]
+
+
+def send_reminder(session: Session, invitation: DiscussionInvitation, case: Case,
+                  officer: Officer) -> int:
+    """Remind the officer and the reviewer of this version of the meeting; how many were queued
+    (none if this version was reminded before)."""
     sent = 0
+    for email, name, link in ((officer.email, f"{officer.rank.value.replace('_', ' ').title()} "
+                               f"{officer.name}", ""),
+                              (case.reviewer_email, case.reviewer_name,
+                               case_link(case.id or 0))):
+        sent += enqueue(
+            session, key=f"{case.id}:discussion_reminder:{email}:m{invitation.meeting}"
+                         f"s{invitation.sequence}",
+            kind="discussion_reminder", recipient=email, case_id=case.id,
+            context={"case": case, "officer": officer, "recipient_name": name,
+                     "case_link": link, **_meeting_context(case, invitation)})
+    return sent
+
+
+def send_reminders(as_of: datetime) -> tuple[int, int]:
+    """Every reminder due as of `as_of`, in one transaction. Returns (read, sent)."""
     with session_scope() as session:
-        rows = session.exec(
-            select(DiscussionInvitation, Case, Officer)
-            .join(Case, col(Case.id) == DiscussionInvitation.case_id)
-            .join(Officer, col(Officer.id) == Case.officer_id)
-            .where(Case.state == CaseState.DISCUSSION_SCHEDULING,
-                   DiscussionInvitation.status == InvitationStatus.SENT,
-                   col(DiscussionInvitation.outcome).is_(None),
-                   DiscussionInvitation.starts_at > now,
-                   DiscussionInvitation.starts_at <= now + timedelta(days=10))
-        ).all()
-        for invitation, case, officer in rows:
-            meeting_day = as_utc(invitation.starts_at).astimezone(LONDON).date()
-            if today < working_day_before(meeting_day):
-                continue
-            for email, name, link in ((officer.email, f"{officer.rank.value.replace('_', ' ').title()} "
-                                       f"{officer.name}", ""),
-                                      (case.reviewer_email, case.reviewer_name,
-                                       case_link(case.id or 0))):
-                sent += enqueue(
-                    session, key=f"{case.id}:discussion_reminder:{email}:m{invitation.meeting}"
-                                 f"s{invitation.sequence}",
-                    kind="discussion_reminder", recipient=email, case_id=case.id,
-                    context={"case": case, "officer": officer, "recipient_name": name,
-                             "case_link": link, **_meeting_context(case, invitation)})
-    return len(rows), sent
+        rows = reminders_due(session, as_of)
+        return len(rows), sum(send_reminder(session, *row) for row in rows)

@@ -4,8 +4,13 @@
 change that owes it was committed, and a replay finds the row by its key instead of adding another.
 `deliver_pending` claims rows one at a time, sends them over SMTP outside any DB transaction and
 records the result. A sender that dies mid-send leaves a claim that expires and is taken again;
-a resend then carries the same Message-ID, so receivers can drop the duplicate. An SMTP outage
-only pushes `next_attempt_at` back: rows are never given up.
+a resend then carries the same Message-ID, so receivers can drop the duplicate.
+
+The outbox is the one retry mechanism for mail: each failed attempt pushes `next_attempt_at` back
+(30 s, doubling, at most an hour) and counts in `attempts`. A message the server refuses is given
+up (status failed) once it has had `RPRP_SMTP_MAX_ATTEMPTS` attempts, so PSD see it on the case
+page and the sweep reports it; an unreachable server (or one refusing our login) only delays mail,
+since the message is not at fault: it waits for the server, however long.
 
 Confidentiality: templates see only the whitelisted context of their kind. The case and officer
 are reduced to a few public attributes before rendering, so no template can reach the officer's
@@ -34,6 +39,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from models import Outbox
+from models.enums import OutboxStatus
 from rprp.db import session_scope
 from rprp.settings import PROJECT_ROOT, get_settings
 
@@ -42,7 +48,9 @@ log = logging.getLogger(__name__)
 TEMPLATE_DIR = PROJECT_ROOT / "templates" / "email"
 DEFAULT_FORCE_NAME = "Police Professional Standards"
 
-PENDING, SENDING, SENT = "pending", "sending", "sent"
+PENDING, SENDING, SENT, FAILED = (OutboxStatus.PENDING, OutboxStatus.SENDING, OutboxStatus.SENT,
+                                  OutboxStatus.FAILED)
+UNSENT = (PENDING, SENDING)  # still to be delivered: waiting, being sent, or backing off
 RETRY_BASE = timedelta(seconds=30)
 RETRY_MAX = timedelta(hours=1)
 CLAIM_SECONDS = 120.0
@@ -87,6 +95,28 @@ KIND_CONTEXT: dict[str, frozenset[str]] = {
         {"recipient_name", "case_link", "reviewer_name", "meeting_text", "duration_minutes",
          "format_label", "place"}),
 }
+# What each email is, as PSD read it on the case page (never its subject or body).
+KIND_TITLES: dict[str, str] = {
+    "officer_notice": "Notice to give an account",
+    "account_reminder": "Account deadline reminder",
+    "decision_needed": "Decision needed",
+    "missed_account_deadline": "Account deadline missed",
+    "escalation": "Escalation",
+    "referral_back": "Referral back to the appropriate authority",
+    "report_filed": "Report filed",
+    "officer_report_copy": "Copy of the report",
+    "complainant_progress": "Progress letter",
+    "complainant_outcome": "Outcome letter",
+    "complainant_ending": "Letter that the review has ended",
+    "account_declined": "Account declined",
+    "pdr_reminder": "PDR discussion reminder",
+    "overdue_reminder": "Overdue step reminder",
+    "action_review_due": "Action-plan review due",
+    "case_closed": "Case closed",
+    "discussion_invitation": "Discussion invitation",
+    "discussion_cancelled": "Discussion cancelled",
+    "discussion_reminder": "Discussion reminder",
+}
 # Letters to the public never name the officer.
 COMPLAINANT_KINDS = frozenset({"complainant_progress", "complainant_outcome",
                                "complainant_ending"})
@@ -124,6 +154,7 @@ class DeliveryResult:
     sent: int
     failed_attempts: int
     still_pending: int
+    given_up: int = 0  # failed for good in this run, after the last attempt
 
 
 @dataclass(frozen=True)
@@ -324,7 +355,7 @@ def _due_ids(limit: int) -> list[int]:
     with session_scope() as session:
         rows = session.exec(
             select(Outbox.id)
-            .where(col(Outbox.status).in_([PENDING, SENDING]), Outbox.next_attempt_at <= now)
+            .where(col(Outbox.status).in_(UNSENT), Outbox.next_attempt_at <= now)
             .order_by(col(Outbox.next_attempt_at), col(Outbox.id))
             .limit(limit)
         ).all()
@@ -341,7 +372,7 @@ def _claim(row_id: int, claim_seconds: float) -> _Claimed | None:
     with session_scope() as session:
         result = session.exec(
             update(Outbox)
-            .where(col(Outbox.id) == row_id, col(Outbox.status).in_([PENDING, SENDING]),
+            .where(col(Outbox.id) == row_id, col(Outbox.status).in_(UNSENT),
                    col(Outbox.next_attempt_at) <= now)
             .values(status=SENDING, next_attempt_at=claim_until)
             .execution_options(synchronize_session=False)
@@ -373,17 +404,27 @@ def retry_delay(attempts_before: int) -> timedelta:
     return min(RETRY_BASE * (2 ** min(attempts_before, 20)), RETRY_MAX)
 
 
-def _mark_failed(claimed: _Claimed, error: str) -> None:
-    """Back to pending with backoff, unless our claim expired and another sender took it."""
+def _mark_failed(claimed: _Claimed, error: str, give_up: bool) -> bool:
+    """Back to pending with backoff, or failed for good when `give_up`; nothing if our claim
+    expired and another sender took the row. True if the row was given up.
+
+    A failed row keeps in `next_attempt_at` the time it was given up: it is never tried again.
+    """
+    now = _now()
+    values: dict[str, Any] = {"attempts": claimed.attempts + 1, "last_error": error[:1000]}
+    if give_up:
+        values |= {"status": FAILED, "next_attempt_at": now}
+    else:
+        values |= {"status": PENDING, "next_attempt_at": now + retry_delay(claimed.attempts)}
     with session_scope() as session:
-        session.exec(
+        result = session.exec(
             update(Outbox)
             .where(col(Outbox.id) == claimed.id, col(Outbox.status) == SENDING,
                    col(Outbox.next_attempt_at) == claimed.claim_until)
-            .values(status=PENDING, attempts=claimed.attempts + 1, last_error=error[:1000],
-                    next_attempt_at=_now() + retry_delay(claimed.attempts))
+            .values(**values)
             .execution_options(synchronize_session=False)
         )
+        return give_up and result.rowcount == 1
 
 
 def _short_error(exc: BaseException) -> str:
@@ -398,6 +439,12 @@ def _short_error(exc: BaseException) -> str:
 CONNECTION_ERRORS = (OSError, aiosmtplib.SMTPConnectError, aiosmtplib.SMTPServerDisconnected,
                      aiosmtplib.SMTPTimeoutError, aiosmtplib.SMTPAuthenticationError,
                      aiosmtplib.SMTPHeloError, aiosmtplib.SMTPNotSupported)
+
+
+def gives_up(attempts_before: int, exc: BaseException, max_attempts: int) -> bool:
+    """Whether this failure is the message's last: the server reached it and refused it, and it
+    has now had `max_attempts` attempts. An unreachable server never gives a message up."""
+    return attempts_before + 1 >= max_attempts and not isinstance(exc, CONNECTION_ERRORS)
 
 
 class _Connection:
@@ -435,7 +482,7 @@ async def deliver_pending(limit: int = 200) -> DeliveryResult:
     if not settings.smtp_host:
         return DeliveryResult(sent=0, failed_attempts=0, still_pending=pending_count())
     claim_seconds = max(CLAIM_SECONDS, 6 * settings.smtp_timeout_seconds)
-    sent = failed = 0
+    sent = failed = given_up = 0
     connection = _Connection()
     try:
         for row_id in _due_ids(limit):
@@ -444,11 +491,14 @@ async def deliver_pending(limit: int = 200) -> DeliveryResult:
                 continue
             try:
                 await connection.send(build_message(claimed, settings.smtp_sender))
-            except Exception as exc:  # anything unsent goes back to pending, never lost
+            except Exception as exc:  # unsent: back to pending, or failed after the last attempt
                 failed += 1
-                _mark_failed(claimed, _short_error(exc))
-                log.warning("Outbox %s not sent (attempt %s): %s", claimed.key,
-                            claimed.attempts + 1, _short_error(exc))
+                last = gives_up(claimed.attempts, exc, settings.smtp_max_attempts)
+                if _mark_failed(claimed, _short_error(exc), give_up=last):
+                    given_up += 1
+                log.warning("Outbox %s not sent (attempt %s of %s%s): %s", claimed.key,
+                            claimed.attempts + 1, settings.smtp_max_attempts,
+                            ", given up" if last else "", _short_error(exc))
                 await connection.close()
                 if isinstance(exc, CONNECTION_ERRORS):
                     break  # the server is unreachable: the rest wait for the next run
@@ -457,13 +507,22 @@ async def deliver_pending(limit: int = 200) -> DeliveryResult:
             sent += 1
     finally:
         await connection.close()
-    return DeliveryResult(sent=sent, failed_attempts=failed, still_pending=pending_count())
+    return DeliveryResult(sent=sent, failed_attempts=failed, still_pending=pending_count(),
+                          given_up=given_up)
 
 
 def pending_count() -> int:
-    """Emails not yet delivered, whether waiting, being sent or backing off."""
+    """Emails still to be delivered, whether waiting, being sent or backing off."""
     with session_scope() as session:
         return int(session.exec(
-            select(func.count()).select_from(Outbox).where(col(Outbox.status) != SENT)
+            select(func.count()).select_from(Outbox).where(col(Outbox.status).in_(UNSENT))
+        ).one())
+
+
+def failed_count() -> int:
+    """Emails given up after their last attempt: PSD must reach these people another way."""
+    with session_scope() as session:
+        return int(session.exec(
+            select(func.count()).select_from(Outbox).where(col(Outbox.status) == FAILED)
         ).one())
 

@@ -8,9 +8,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
+import httpx
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import (
     FlowRunFilter,
@@ -18,10 +20,10 @@ from prefect.client.schemas.filters import (
     FlowRunFilterStateType,
     FlowRunFilterTags,
 )
-from prefect.client.schemas.objects import FlowRun, State, StateType
+from prefect.client.schemas.objects import FlowRun, StateType
+from prefect.client.schemas.responses import SetStateStatus
 from prefect.deployments import arun_deployment
-from prefect.exceptions import NotPausedError, ObjectNotFound
-from prefect.flow_runs import aresume_flow_run
+from prefect.exceptions import ObjectNotFound
 from prefect.states import Cancelled, Scheduled
 from sqlmodel import select
 
@@ -93,17 +95,35 @@ async def _is_alive(flow_run_id: str) -> bool:
     return run.state is not None and not run.state.is_final()
 
 
-async def _paused_state(flow_run_id: str) -> State | None:
+@dataclass(frozen=True)
+class Suspension:
+    """How a paused run waits, read from Prefect: `form` is the title of the form it waits for
+    (None: no form, so waking it needs no input); `form_saved` is False while Prefect has paused
+    the run but not yet stored that form's schema, when a resume would be refused."""
+
+    form: str | None
+    form_saved: bool
+
+
+async def suspension(flow_run_id: str) -> Suspension | None:
+    """The run's suspension; None if it is not paused (yet, or any more) or does not exist."""
     async with get_client() as client:
         try:
             run = await client.read_flow_run(UUID(flow_run_id))
         except ObjectNotFound:
             return None
-    return run.state if run.state and run.state.is_paused() else None
-
-
-async def is_paused(flow_run_id: str) -> bool:
-    return await _paused_state(flow_run_id) is not None
+        if run.state is None or not run.state.is_paused():
+            return None
+        keyset = run.state.state_details.run_input_keyset
+        if not keyset:
+            return Suspension(form=None, form_saved=True)
+        try:
+            schema = await client.read_flow_run_input(UUID(flow_run_id), keyset["schema"])
+        except httpx.HTTPStatusError as exc:  # this call reports a missing input as a plain 404
+            if exc.response.status_code != httpx.codes.NOT_FOUND:
+                raise
+            return Suspension(form="", form_saved=False)
+    return Suspension(form=str(json.loads(schema).get("title") or ""), form_saved=True)
 
 
 async def wake_flow_run(flow_run_id: str, attempts: int = 5, delay: float = 1.0) -> bool:
@@ -111,39 +131,43 @@ async def wake_flow_run(flow_run_id: str, attempts: int = 5, delay: float = 1.0)
     reads the case again; False if it is not (yet) so suspended.
 
     A run waiting for a person's form is never woken: that answer is theirs to give. The run may
-    still be between reading the case and suspending, so try a few times.
+    still be between reading the case and suspending, or paused with its form's schema not yet
+    saved (Prefect would refuse the resume), so it is read again a few times; each time its
+    state, not an error's wording, says why it cannot be woken yet.
     """
     for attempt in range(attempts):
-        state = await _paused_state(flow_run_id)
-        if state is not None:
-            run_input: dict[str, str] | None = None
-            keyset = state.state_details.run_input_keyset
-            if keyset:
-                if not await _is_legacy_wake(flow_run_id, keyset["schema"]):
-                    log.info("flow run %s waits for a person's form: not woken", flow_run_id)
-                    return False
-                run_input = LEGACY_WAKE_INPUT
-            try:
-                await aresume_flow_run(UUID(flow_run_id), run_input=run_input)
-                return True
-            except (NotPausedError, RuntimeError) as exc:  # it moved on since we read it
-                log.info("flow run %s not woken yet: %s", flow_run_id, type(exc).__name__)
+        woken = await _wake_once(flow_run_id)
+        if woken is not None:
+            return woken
         if attempt + 1 < attempts:
             await asyncio.sleep(delay)
     return False
 
 
-# Runs suspended before internal waits had no form still wait for this one-field "Wake" form.
-LEGACY_WAKE_INPUT = {"reason": "case_changed"}
-
-
-async def _is_legacy_wake(flow_run_id: str, schema_key: str) -> bool:
-    async with get_client() as client:
-        try:
-            schema = await client.read_flow_run_input(UUID(flow_run_id), schema_key)
-        except ObjectNotFound:
+async def _wake_once(flow_run_id: str) -> bool | None:
+    """True: woken; False: never to be woken by us; None: not yet, read it again."""
+    waiting = await suspension(flow_run_id)
+    if waiting is None or not waiting.form_saved:
+        return None
+    run_input: dict[str, str] | None = None
+    if waiting.form is not None:
+        if waiting.form != LEGACY_WAKE_TITLE:
+            log.info("flow run %s waits for a person's form: not woken", flow_run_id)
             return False
-    return json.loads(schema).get("title") == "Wake"
+        run_input = LEGACY_WAKE_INPUT
+    async with get_client() as client:
+        result = await client.resume_flow_run(UUID(flow_run_id), run_input=run_input)
+    if result.status is SetStateStatus.ACCEPT:
+        return True
+    if result.state is not None and result.state.type is StateType.FAILED:
+        return False  # its pause timed out: Prefect failed it, nothing to wake
+    log.info("flow run %s not woken yet: %s", flow_run_id, result.status.value)
+    return None  # it moved on since we read it
+
+
+# Runs suspended before internal waits had no form still wait for this one-field "Wake" form.
+LEGACY_WAKE_TITLE = "Wake"
+LEGACY_WAKE_INPUT = {"reason": "case_changed"}
 
 
 async def wake_case(case_id: int, attempts: int = 5) -> bool:

@@ -1,4 +1,8 @@
-"""`rprp sweep [--as-of ISO]`: run the deadline sweep once, now or at a simulated instant."""
+"""`rprp sweep [--as-of ISO]`: run the deadline sweep once, now or at a simulated instant.
+
+Prints the sweep's summary; a duty that failed is listed on stderr and the exit status is 1 (the
+other duties still did their work). Warnings (email given up) are listed but exit 0.
+"""
 
 from __future__ import annotations
 
@@ -14,9 +18,14 @@ import sys  # noqa: E402
 
 from prefect.settings import PREFECT_API_URL  # noqa: E402
 
-from flows.sweep import rprp_sweep  # noqa: E402
+from flows.sweep import SweepFailed, rprp_sweep  # noqa: E402
 from rprp.running import prefect_problem  # noqa: E402
 from tasks.calendar import parse_instant  # noqa: E402
+
+
+def _lines(summary: dict[str, object], key: str) -> list[str]:
+    value = summary.get(key)
+    return [str(line) for line in value] if isinstance(value, list) else []
 
 
 def run(argv: list[str]) -> int:
@@ -32,6 +41,17 @@ def run(argv: list[str]) -> int:
     if problem:
         print(problem, file=sys.stderr)
         return 1
-    summary = asyncio.run(rprp_sweep(as_of=as_of))
+    failed: SweepFailed | None = None
+    try:
+        summary = asyncio.run(rprp_sweep(as_of=as_of))
+    except SweepFailed as exc:
+        summary, failed = exc.summary, exc
     print(json.dumps(summary, indent=2, default=str))
+    for warning in _lines(summary, "warnings"):
+        print(f"rprp sweep: warning: {warning}", file=sys.stderr)
+    if failed is not None:
+        for error in _lines(summary, "errors"):
+            print(f"rprp sweep: error: {error}", file=sys.stderr)
+        print(f"rprp sweep: {failed}", file=sys.stderr)
+        return 1
     return 0

@@ -23,6 +23,7 @@ from tasks.notify import (
     KIND_CONTEXT,
     deliver_pending,
     enqueue,
+    failed_count,
     message_id,
     pending_count,
     render_email,
@@ -390,6 +391,45 @@ async def test_wrong_port_backs_off_exponentially(
     assert [retry_delay(n) for n in (0, 1, 2)] == [timedelta(seconds=s) for s in (30, 60, 120)]
     assert retry_delay(7) == retry_delay(50) == timedelta(hours=1)
     assert pending_count() == 1
+
+
+async def test_mail_the_server_refuses_is_given_up_after_the_last_attempt(
+        outbox_db: str, sink: MailSink, monkeypatch: pytest.MonkeyPatch) -> None:
+    """RPRP_SMTP_MAX_ATTEMPTS attempts, then failed: no further attempt, counted apart from what
+    is still pending; mail to other people in the same run is delivered."""
+    monkeypatch.setenv("RPRP_SMTP_MAX_ATTEMPTS", "3")
+    reset_settings()
+    sink.refused.add("gone@force.example")
+    queue("refused", recipient="gone@force.example")
+    queue("fine", recipient="psd@force.example")
+    first = await deliver_pending()
+    assert (first.sent, first.failed_attempts, first.given_up) == (1, 1, 0)
+    for attempt in (2, 3):
+        make_due_now()
+        result = await deliver_pending()
+        assert (result.sent, result.failed_attempts) == (0, 1)
+        [refused] = [r for r in rows() if r.key == "refused"]
+        assert refused.attempts == attempt and "550" in refused.last_error
+    assert result.given_up == 1 and result.still_pending == 0
+    assert refused.status == "failed" and failed_count() == 1 and pending_count() == 0
+    make_due_now()
+    assert (await deliver_pending()).failed_attempts == 0  # never tried again
+    assert [m.headers["X-RPRP-Outbox-Key"] for m in read_messages(sink.directory)] == ["fine"]
+
+
+async def test_an_outage_longer_than_the_attempts_gives_nothing_up(
+        outbox_db: str, sink: MailSink, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RPRP_SMTP_MAX_ATTEMPTS", "2")
+    reset_settings()
+    queue("waits")
+    sink.stop()
+    for _ in range(4):
+        await deliver_pending()
+        make_due_now()
+    [row] = rows()
+    assert row.status == "pending" and row.attempts == 4 and failed_count() == 0
+    sink.start()
+    assert (await deliver_pending()).sent == 1
 
 
 async def test_no_smtp_host_leaves_mail_pending(

@@ -22,8 +22,17 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import delete, func, select
 
-from models import Account, AuditEvent, Case, Deadline, Officer, PortalSession, SignInFailure
-from models.enums import CaseState, DeadlineKind, EmploymentStatus
+from models import (
+    Account,
+    AuditEvent,
+    Case,
+    Deadline,
+    Officer,
+    Outbox,
+    PortalSession,
+    SignInFailure,
+)
+from models.enums import CaseState, DeadlineKind, EmploymentStatus, OutboxStatus
 from models.forms import (
     DiscussionChoice,
     FactFindingChoice,
@@ -865,6 +874,31 @@ def test_the_case_page_shows_deadlines_decision_account_and_audit(psd: TestClien
         assert [e.actor for e in viewed] == [PSD_AUTH[0]]
     assert psd.get(f"/cases/{case_id}/accounts/{account_id + 10**6}").status_code == 404
     assert psd.get("/cases/99999999").status_code == 404
+
+
+def test_the_case_page_lists_mail_given_up_by_kind_role_and_time(psd: TestClient,
+                                                                  prefect) -> None:
+    """What the outbox gave up after its last attempt (tasks/notify.py, test_notify.py): PSD
+    sees what it was, to whom by role, and when; never its subject, body or address."""
+    case_id = refer(psd)["case_id"]
+    serve_notice(case_id)
+    assert 'id="failed-mail"' not in psd.get(f"/cases/{case_id}").text
+    given_up_at = datetime(2026, 6, 15, 15, 5, tzinfo=UTC)  # 4:05pm in London (BST)
+    with session_scope() as session:
+        notice = session.exec(select(Outbox).where(Outbox.case_id == case_id,
+                                                   Outbox.kind == "officer_notice")).one()
+        notice.status, notice.attempts = OutboxStatus.FAILED, 8
+        notice.next_attempt_at = given_up_at
+        session.add(notice)
+        subject, recipient = notice.subject, notice.recipient
+    page = psd.get(f"/cases/{case_id}").text
+    warning = page[page.index('id="failed-mail"'):page.index("</table>", page.index(
+        'id="failed-mail-list"'))]
+    assert "An email of this case could not be delivered and will not be sent again" in warning
+    assert "Notice to give an account" in warning and "the officer" in warning
+    assert "15 Jun 2026, 4:05pm" in warning and ">8<" in warning
+    assert subject not in page and recipient not in warning
+    assert "may give an account" not in page  # the letter's words stay in the outbox
 
 
 def test_psd_records_that_the_officer_left_through_the_page(psd: TestClient, prefect) -> None:
