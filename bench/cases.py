@@ -7,7 +7,9 @@ from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from rprp import samples
-from rprp.samples import report_answer as report_answer  # the bench's report is the samples'
+from rprp.samples import PSD as PSD  # the bench's people and report are the samples'
+from rprp.samples import REVIEWER as REVIEWER
+from rprp.samples import report_answer as report_answer
 
 if TYPE_CHECKING:
     from tasks.intake import ReferralIn
@@ -40,6 +42,6 @@ def open_case_in_db() -> int:
     from tasks.intake import create_case
 
     with session_scope() as session:
-        case, _ = create_case(session, sample_referral(), actor=samples.PSD)
+        case, _ = create_case(session, sample_referral(), actor=PSD)
         assert case.id is not None
         return case.id
