@@ -1,61 +1,30 @@
-"""Referrals and answers the bench sends (adapted from tests/support/cases.py)."""
+"""Referrals and answers the bench sends: the product's samples (rprp.samples), as the demo and
+the tests build them."""
 
 from __future__ import annotations
 
-import itertools
-import os
-from datetime import date, timedelta
-from typing import Any
+from datetime import date
+from typing import TYPE_CHECKING, Any
 
-REVIEWER = "sgt.reviewer@force.example"
-PSD = "psd@force.example"
-_numbers = itertools.count(1)
-_RUN = os.getpid() % 10000
+from rprp import samples
+from rprp.samples import PSD as PSD  # the bench's people and report are the samples'
+from rprp.samples import REVIEWER as REVIEWER
+from rprp.samples import report_answer as report_answer
+
+if TYPE_CHECKING:
+    from tasks.intake import ReferralIn
 
 
 def referral_data(**overrides: Any) -> dict[str, Any]:
     """A valid referral body for POST /api/referrals; every call names a new officer."""
-    n = next(_numbers)
-    today = date.today()
-    data: dict[str, Any] = {
-        "route": "severity_assessment",
-        "origin": "conduct_matter",
-        "concern_reported_on": (today - timedelta(days=20)).isoformat(),
-        "referred_on": (today - timedelta(days=1)).isoformat(),
-        "incident_on": (today - timedelta(days=30)).isoformat(),
-        "allegation_category": "Discreditable conduct",
-        "rprp_reason": "Rude manner towards a member of the public during a stop",
-        "behaviour_summary": f"Full internal summary of the behaviour, bench case {n}.",
-        "public_summary": "An officer spoke discourteously to a member of the public.",
-        "aa_decision_maker": "DI Appropriate Authority",
-        "officer": {"collar_number": f"B{_RUN:04d}-{n:06d}", "name": f"Alex Officer {n}",
-                    "email": f"officer{n}@force.example", "rank": "constable"},
-        "reviewer": {"name": "Sgt Sam Reviewer", "email": REVIEWER, "basis": "line_manager"},
-    }
-    data.update(overrides)
-    return data
+    return samples.referral_data(label="bench", **overrides)
 
 
-def sample_referral(**overrides: Any):  # type: ignore[no-untyped-def]
+def sample_referral(**overrides: Any) -> ReferralIn:
+    """The same, as the case record takes it."""
     from tasks.intake import ReferralIn
 
     return ReferralIn.model_validate(referral_data(**overrides))
-
-
-def report_answer() -> dict[str, Any]:
-    today = date.today()
-    return {
-        "issue_summary": "Discourteous manner during a stop on the high street.",
-        "discussion_summary": "We discussed the stop, the officer's workload and welfare.",
-        "actions": [{"type": "Training, a learning plan or a PDR entry",
-                     "description": "Complete the communication skills module",
-                     "owner": "PC Officer", "due_on": (today + timedelta(days=30)).isoformat()}],
-        "officer_lessons": "Explain the reason for a stop at the start.",
-        "force_lessons": "None",
-        "review_period_weeks": 12,
-        "agreed_on": today.isoformat(),
-        "agreement": "The officer agrees the report",
-    }
 
 
 def fact_finding_answer() -> dict[str, Any]:

@@ -256,7 +256,7 @@ def _profile_flows(stack: Any) -> dict[str, Any]:
     log("profile: one case and one bare lifecycle with their flow processes under pyinstrument")
 
     async def go() -> None:
-        await stack.register_deployments(profile_dir=directory)
+        await stack.register_bench_deployments(profile_dir=directory)
         try:
             async with RunWatcher(0.25) as watcher:
                 for kind in ("case", "bare"):
@@ -264,7 +264,7 @@ def _profile_flows(stack: Any) -> dict[str, Any]:
                     if result["error_count"]:
                         raise RuntimeError(f"profiled {kind} lifecycle failed: {result['errors']}")
         finally:
-            await stack.register_deployments()
+            await stack.register_bench_deployments()
 
     asyncio.run(go())
     flows = profiling.analyse_profiles(directory)

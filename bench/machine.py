@@ -10,8 +10,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from rprp.stack import children_map
-from rprp.stack import descendants as process_tree
+from rprp.processes import children_map
+from rprp.processes import descendants as process_tree
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("prefect", "sqlalchemy", "sqlmodel", "fastapi", "uvicorn", "httpx", "pydantic",

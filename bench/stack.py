@@ -2,7 +2,8 @@
 fresh PostgreSQL database) on a free port, the project's deployments plus the bare ones, a
 process worker (rprp.worker), an SMTP sink (rprp.mailsink), the case DB and the portal.
 
-Adapted from tests/support/stack.py (bench code does not import from tests/).
+The Prefect server and the project's deployments are started and registered as `rprp up` and the
+tests do (rprp.prefect_server); bench code does not import from tests/.
 """
 
 from __future__ import annotations
@@ -18,11 +19,10 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from rprp.stack import Service, free_port, http_ok
+from rprp.prefect_server import POOL, PrefectServer
+from rprp.processes import LOOPBACK, Service, free_port, http_ok
 
 ROOT = Path(__file__).resolve().parent.parent
-POOL = "rprp-pool"
-LOOPBACK = "127.0.0.1"
 WORKER_LIMIT = 4  # as `rprp up` and the tests: a limit is needed on a SQLite Prefect DB
 
 
@@ -154,7 +154,7 @@ class BenchStack:
     smtp_port: int = 0
     case_url: str = ""
     worker: Service | None = None
-    server: Service | None = None
+    server: PrefectServer | None = None
     portal: Service | None = None
 
     def __post_init__(self) -> None:
@@ -175,7 +175,7 @@ class BenchStack:
 
     @property
     def ui_url(self) -> str:
-        return f"http://{LOOPBACK}:{self.prefect_port}"
+        return f"http://{LOOPBACK}:{self.prefect_port}/prefect"
 
     @property
     def portal_url(self) -> str:
@@ -239,27 +239,19 @@ class BenchStack:
         self.start_mail_sink(self.smtp_port, self.mail_dir)
         self.case_url = self.databases.case_db("cases")
         self.apply_env_here()
-        prefect_db = self.databases.prefect_db()
-        env = self.child_env(
-            PREFECT_API_DATABASE_CONNECTION_URL=prefect_db,
-            PREFECT_SERVER_DATABASE_CONNECTION_URL=prefect_db,
-            PREFECT_UI_API_URL=self.api_url,
-            PREFECT_SERVER_UI_API_URL=self.api_url,
-            PREFECT_SERVER_API_HOST=LOOPBACK,
-            PREFECT_SERVER_API_PORT=str(self.prefect_port),
-            PREFECT_SERVER_LOGGING_LEVEL="WARNING",
-        )
-        env.pop("PREFECT_API_URL")
-        self.server = self._launch(Service(
-            "prefect-server",
-            [sys.executable, "-m", "prefect", "server", "start", "--host", LOOPBACK,
-             "--port", str(self.prefect_port)],
-            env, ready=lambda: http_ok(f"{self.api_url}/health")))
+        # No credentials (as before: the figures compare with earlier runs), and no scheduler:
+        # prefect.yaml's morning sweep must not start a run in the middle of a measurement.
+        self.server = PrefectServer(
+            home=self.prefect_home, log_dir=self.log_dir, port=self.prefect_port,
+            database_url=self.databases.prefect_db(), logging_level="WARNING",
+            services={"scheduler": False}, base_env=self.child_env())
+        self.services.append(self.server.launch())
         migrate(self.case_url)
         self.server.wait_ready(timeout, self.stop_event)
         import asyncio
 
-        asyncio.run(self.register_deployments())
+        self.server.register_deployments(self.child_env(), stop=self.stop_event)
+        asyncio.run(self.register_bench_deployments())
         self.start_worker(timeout)
 
     def start_worker(self, timeout: float = 180) -> None:
@@ -292,45 +284,39 @@ class BenchStack:
             self.child_env(), ready=lambda: http_ok(f"{self.portal_url}/healthz")))
         self.portal.wait_ready(timeout, self.stop_event)
 
-    async def register_deployments(self, profile_dir: Path | None = None) -> None:
-        """The project's three deployments (as the tests register them) and the bare ones.
+    async def register_bench_deployments(self, profile_dir: Path | None = None) -> None:
+        """The bare deployments beside the project's (which deploy.py registers from
+        prefect.yaml), and each one's flow-run command.
 
         With `profile_dir`, the case, review and bare deployments run their flow processes under
         pyinstrument (bench.profiled_engine), each writing a profile there; without, the default
-        command again.
+        command again (the project's as prefect.yaml declares them).
         """
         from prefect.client.orchestration import get_client
-        from prefect.client.schemas.actions import WorkPoolCreate
-        from prefect.exceptions import ObjectAlreadyExists
+        from prefect.client.schemas.actions import DeploymentUpdate
 
         from bench.bare import bare_case, bare_review, wake_target
-        from flows.action_review import rprp_action_review
-        from flows.case_lifecycle import rprp_case
-        from flows.sweep import rprp_sweep
-
-        async with get_client() as client:
-            try:
-                await client.create_work_pool(WorkPoolCreate(name=POOL, type="process"))
-            except ObjectAlreadyExists:
-                pass
-        variables: dict[str, str] = {"working_dir": str(ROOT)}
 
         def profiled(module: str) -> dict[str, str]:
             if profile_dir is None:
-                return variables
-            return dict(variables, command=f"{sys.executable} -m bench.profiled_engine "
-                                           f"{profile_dir} {module}")
+                return {}
+            return {"command": f"{sys.executable} -m bench.profiled_engine {profile_dir} {module}"}
 
-        for flow, name, job_variables in (
-                (rprp_case, "rprp-case", profiled("flows.case_lifecycle")),
-                (rprp_sweep, "rprp-sweep", variables),
-                (rprp_action_review, "rprp-action-review", profiled("flows.action_review")),
+        variables = {"working_dir": str(ROOT)}
+        for flow, name, command in (
                 (bare_case, "bench-bare-case", profiled("bench.bare")),
                 (bare_review, "bench-bare-review", profiled("bench.bare")),
-                (wake_target, "bench-wake-target", variables)):
+                (wake_target, "bench-wake-target", {})):
             deployment = await flow.to_deployment(name=name, work_pool_name=POOL,
-                                                  job_variables=job_variables)
+                                                  job_variables=variables | command)
             await deployment.apply()
+        async with get_client() as client:
+            for name, module in (("rprp-case/rprp-case", "flows.case_lifecycle"),
+                                 ("rprp-action-review/rprp-action-review",
+                                  "flows.action_review")):
+                deployment = await client.read_deployment_by_name(name)
+                await client.update_deployment(
+                    deployment.id, DeploymentUpdate(job_variables=profiled(module)))
 
     # -- processes -------------------------------------------------------------------------------
     def worker_pid(self) -> int:
@@ -338,8 +324,8 @@ class BenchStack:
         return self.worker.process.pid
 
     def server_pid(self) -> int:
-        assert self.server is not None and self.server.process is not None
-        return self.server.process.pid
+        assert self.server is not None
+        return self.server.pid
 
     def check_alive(self) -> None:
         for service in self.services:

@@ -1,10 +1,10 @@
-"""Figure 6, the test suite's clock: the two tests that run a case's whole life (the 5-working-day
-wait and a 3-month action review) by moving time, run with pytest as a subprocess and timed with
-pytest's own duration lines.
+"""Figure 6, the test suite's clock: the two tests that run a case's whole life by moving time,
+run with pytest as a subprocess and timed with pytest's own duration lines.
 
-`clock`: the case driven through the steps its flow runs call, with the real sweep, Prefect
-server and SMTP server (no flow process starts). `orchestrated`: the same life through real flow
-runs on a real worker, where every resume starts a flow process.
+`clock`: the case driven through the steps its flow runs call (the 5-working-day wait and a
+3-month action review), with the real sweep, Prefect server and SMTP server (no flow process
+starts). `orchestrated`: a whole life through real flow runs on a real worker (the 3-month review
+reached by moving the sweep), where every resume starts a flow process.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ TESTS = {
     "clock": "tests/integration/test_case_clock.py::"
              "test_a_case_lives_its_whole_life_in_seconds_by_moving_the_sweep",
     "orchestrated": "tests/integration/test_case_lifecycle.py::"
-                    "test_a_whole_life_with_its_waits_runs_in_seconds_by_moving_time",
+                    "test_happy_path_from_notice_to_closure",
 }
 DURATION = re.compile(r"^\s*([\d.]+)s (call|setup|teardown)\s+(\S+)", re.M)
 TIMEOUT = 900

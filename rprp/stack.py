@@ -4,6 +4,9 @@ In order: the Prefect server and UI, the case DB migrations, the work pool and d
 local SMTP sink (when no SMTP server is configured), a process worker and the portal. Each part
 is a child process in its own process group, logging to `<data dir>/logs/<name>.log`; the SMTP
 sink runs in this process. `Stack.down()` stops them in reverse order, and only them.
+
+The Prefect server and the deployments are started and registered as the tests and the bench do
+(rprp.prefect_server); the child processes are rprp.processes's.
 """
 
 from __future__ import annotations
@@ -13,63 +16,24 @@ import fcntl
 import json
 import os
 import secrets
-import shlex
 import signal
 import socket
-import subprocess
 import sys
 import threading
-import time
 import urllib.request
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
 from rprp.mailsink import MailSink
+from rprp.prefect_server import POOL, PrefectServer, asyncpg_url
+from rprp.processes import LOOPBACK, Interrupted, Service, StackError, http_ok, port_is_free
 from rprp.running import RunningStack, remove_state, write_state
 from rprp.settings import PROJECT_ROOT, Settings
 
-LOOPBACK = "127.0.0.1"
-POOL = "rprp-pool"
 WORKER_LIMIT = 4  # a process worker with no limit crashes runs on SQLite: "database is locked"
 DEFAULT_PREFECT_PORT = 4200
 PREFECT_AUTH_FILE = "prefect-api-auth.key"
-
-
-class StackError(RuntimeError):
-    """A part of the stack could not start; the message says what to do about it."""
-
-
-class Interrupted(StackError):
-    """Ctrl-C (or SIGTERM) arrived while the stack was starting."""
-
-
-# --- small helpers -------------------------------------------------------------------------------
-
-def port_is_free(port: int, host: str = LOOPBACK) -> bool:
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers bind
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-    return True
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((LOOPBACK, 0))
-        return int(sock.getsockname()[1])
-
-
-def http_ok(url: str, timeout: float = 2.0) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            return 200 <= response.status < 300
-    except OSError:
-        return False
 
 
 def read_or_create_secret(path: Path, prefix: str = "") -> str:
@@ -82,151 +46,6 @@ def read_or_create_secret(path: Path, prefix: str = "") -> str:
     path.chmod(0o600)
     return path.read_text().strip()
 
-
-def tail(path: Path | None, lines: int = 15) -> str:
-    if path is None or not path.exists():
-        return ""
-    text = path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:]
-    return "\n".join(f"    | {line}" for line in text)
-
-
-def _start_time(pid: int) -> str | None:
-    """The kernel's start time of `pid`: with the pid, it names one process for good."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return stat.rsplit(")", 1)[1].split()[19]
-
-
-def children_map() -> dict[int, list[int]]:
-    """Parent pid -> child pids of every live process, from /proc (Linux; empty elsewhere)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir() if Path("/proc").is_dir() else []:
-        if not entry.name.isdigit():
-            continue
-        try:
-            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        children.setdefault(ppid, []).append(int(entry.name))
-    return children
-
-
-def descendants(root: int) -> list[tuple[int, str]]:
-    """(pid, start time) of every live descendant of `root`."""
-    children = children_map()
-    found: list[tuple[int, str]] = []
-    todo = list(children.get(root, []))
-    while todo:
-        pid = todo.pop()
-        started = _start_time(pid)
-        if started is not None:
-            found.append((pid, started))
-            todo.extend(children.get(pid, []))
-    return found
-
-
-def _signal_if_same(pid: int, started: str, sig: int) -> bool:
-    """Signal `pid` only if it is still the process we saw; True if it was still alive."""
-    if _start_time(pid) != started:
-        return False
-    try:
-        os.kill(pid, sig)
-    except ProcessLookupError:
-        return False
-    return True
-
-
-# --- one part of the stack -----------------------------------------------------------------------
-
-@dataclass
-class Service:
-    """A child process: how to start it, and how to tell it is ready (None: alive is enough)."""
-
-    name: str
-    argv: list[str]
-    env: dict[str, str]
-    ready: Callable[[], bool] | None = None
-    cwd: Path = PROJECT_ROOT
-    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
-    log_path: Path | None = None
-
-    def start(self, log_dir: Path) -> None:
-        self.log_path = log_dir / f"{self.name}.log"
-        with self.log_path.open("ab") as log:
-            stamp = datetime.now().astimezone().isoformat(timespec="seconds")
-            log.write(f"\n===== {stamp} rprp up: {shlex.join(self.argv)}\n".encode())
-            log.flush()
-            self.process = subprocess.Popen(
-                self.argv, cwd=self.cwd, env=self.env, stdin=subprocess.DEVNULL,
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-
-    @property
-    def running(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def failure(self, what: str) -> StackError:
-        return StackError(f"{self.name} {what}; its log is {self.log_path}:\n{tail(self.log_path)}")
-
-    def wait_ready(self, timeout: float, stop: threading.Event) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            if not self.running:
-                code = self.process.returncode if self.process else None
-                raise self.failure(f"exited with code {code}")
-            if self.ready is None or self.ready():
-                return
-            if time.monotonic() > deadline:
-                raise self.failure(f"was not ready after {timeout:.0f} s")
-            if stop.wait(0.5):
-                raise Interrupted("interrupted")
-
-    def run_to_end(self, log_dir: Path, timeout: float, stop: threading.Event) -> None:
-        """Run a one-shot step (migrations, deployments) and require exit code 0."""
-        self.start(log_dir)
-        assert self.process is not None
-        deadline = time.monotonic() + timeout
-        while self.process.poll() is None:
-            if time.monotonic() > deadline or stop.wait(0.2):
-                self.stop()
-                if stop.is_set():
-                    raise Interrupted("interrupted")
-                raise self.failure(f"did not finish in {timeout:.0f} s")
-        if self.process.returncode != 0:
-            raise self.failure(f"failed with exit code {self.process.returncode}")
-
-    def stop(self, timeout: float = 20.0) -> None:
-        """SIGTERM the process group (and any descendant that left it), then SIGKILL."""
-        process = self.process
-        if process is None:
-            return
-        family = descendants(process.pid) if process.poll() is None else []
-        self._signal_all(signal.SIGTERM, family)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if process.poll() is not None and not any(_start_time(p) == s for p, s in family):
-                break
-            time.sleep(0.1)
-        else:
-            print(f"  {self.name} did not stop in {timeout:.0f} s: killing it", flush=True)
-            self._signal_all(signal.SIGKILL, family)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            pass
-
-    def _signal_all(self, sig: int, family: list[tuple[int, str]]) -> None:
-        process = self.process
-        # The group id is the leader's pid (start_new_session); signal the group only while the
-        # leader is unreaped, so the id cannot have passed to someone else's process group.
-        if process is not None and process.poll() is None:
-            try:
-                os.killpg(process.pid, sig)
-            except ProcessLookupError:
-                pass
-        for pid, started in family:
-            _signal_if_same(pid, started, sig)
 
 
 # --- the whole stack -----------------------------------------------------------------------------
@@ -292,16 +111,6 @@ class Stack:
         return read_or_create_secret(self.data_dir / PREFECT_AUTH_FILE, prefix="rprp:")
 
     @property
-    def prefect_database_url(self) -> str:
-        url = self.options.prefect_database_url
-        if not url:
-            return f"sqlite+aiosqlite:///{self.prefect_home / 'prefect.db'}"
-        for plain in ("postgresql://", "postgres://"):  # Prefect's server needs asyncpg
-            if url.startswith(plain):
-                return "postgresql+asyncpg://" + url[len(plain):]
-        return url
-
-    @property
     def ui_api_url(self) -> str:
         return f"{self.portal_url}/prefect/api" if self.options.portal else self.api_url
 
@@ -345,7 +154,7 @@ class Stack:
 
         server = self._prefect_server()
         self.say(f"Starting the Prefect server on {self.prefect_url} ...")
-        self._launch(server)
+        self.services.append(server.launch())
         # The schema upgrade runs while the server boots; both must succeed.
         self.say("Upgrading the case database ...")
         self._one_shot("migrate", [sys.executable, "-m", "rprp.cli", "migrate"], timeout=300)
@@ -357,8 +166,7 @@ class Stack:
         self.say(f"  Prefect server ready ({server.log_path})")
 
         self.say(f"Creating work pool {POOL} and the deployments in prefect.yaml ...")
-        self._one_shot("deploy", [sys.executable, str(PROJECT_ROOT / "deployments" / "deploy.py")],
-                       timeout=300)
+        server.register_deployments(self.child_env(), timeout=300, stop=self.stop_event)
 
         if self.options.worker:
             worker = self._worker()
@@ -426,24 +234,14 @@ class Stack:
         step.run_to_end(self.log_dir, timeout, self.stop_event)
 
     # the parts
-    def _prefect_server(self) -> Service:
-        env = self.child_env()
-        env.update({  # both spellings of each, so a stray one in the environment cannot win
-            "PREFECT_API_DATABASE_CONNECTION_URL": self.prefect_database_url,
-            "PREFECT_SERVER_DATABASE_CONNECTION_URL": self.prefect_database_url,
-            "PREFECT_SERVER_API_AUTH_STRING": self.prefect_auth_string,
-            "PREFECT_UI_SERVE_BASE": "/prefect",
-            "PREFECT_SERVER_UI_SERVE_BASE": "/prefect",
-            "PREFECT_UI_API_URL": self.ui_api_url,
-            "PREFECT_SERVER_UI_API_URL": self.ui_api_url,
-            "PREFECT_SERVER_API_HOST": LOOPBACK,
-            "PREFECT_SERVER_API_PORT": str(self.options.prefect_port),
-        })
-        env.pop("PREFECT_API_URL")  # the server is the API: it must not look for another
-        argv = [sys.executable, "-m", "prefect", "server", "start",
-                "--host", LOOPBACK, "--port", str(self.options.prefect_port)]
-        return Service("prefect-server", argv, env,
-                       ready=lambda: http_ok(f"{self.api_url}/health"))
+    def _prefect_server(self) -> PrefectServer:
+        """Prefect with the UI under /prefect, called through the portal's gateway, and its
+        database under the data dir (or the one given), so cases survive a restart."""
+        return PrefectServer(
+            home=self.prefect_home, log_dir=self.log_dir, port=self.options.prefect_port,
+            database_url=self.options.prefect_database_url,
+            auth_string=self.prefect_auth_string, ui_api_url=self.ui_api_url,
+            base_env=self.child_env())
 
     def _worker(self) -> Service:
         env = self.child_env()
@@ -491,7 +289,7 @@ class Stack:
             rows.append(("SMTP", f"{self.settings.smtp_host}:{self.settings.smtp_port}"))
         rows.append(("Worker", f"pool {POOL}, up to {WORKER_LIMIT} runs at once"
                      if self.options.worker else "not started (--no-worker)"))
-        database = self.prefect_database_url if self.options.prefect_database_url else "SQLite"
+        database = asyncpg_url(self.options.prefect_database_url) or "SQLite"
         rows += [
             ("Case DB", _hide_password(self.settings.case_database_url)),
             ("Prefect DB", _hide_password(database)),

@@ -31,6 +31,7 @@ from portal.auth import User  # noqa: E402
 from portal.gateway import submit_decision  # noqa: E402
 from rprp.db import create_schema, session_scope  # noqa: E402
 from rprp.running import prefect_problem  # noqa: E402
+from rprp.samples import referral_data  # noqa: E402
 from rprp.settings import get_settings  # noqa: E402
 from tasks.calendar import england_and_wales  # noqa: E402
 from tasks.casework import mark_no_account, record_account  # noqa: E402
@@ -44,25 +45,11 @@ S = CaseState
 REVIEWER = "sgt.demo.reviewer@force.example"
 
 
-def demo_referral(n: int, **overrides: Any) -> ReferralIn:
-    today = date.today()
-    stamp = int(time.time()) % 100000
-    data: dict[str, Any] = {
-        "route": "severity_assessment", "origin": "conduct_matter",
-        "concern_reported_on": (today - timedelta(days=14)).isoformat(),
-        "referred_on": today.isoformat(),
-        "incident_on": (today - timedelta(days=21)).isoformat(),
-        "allegation_category": "Discreditable conduct",
-        "rprp_reason": "Discourteous manner towards a member of the public",
-        "behaviour_summary": f"Demo case {n}: the officer was abrupt during a roadside stop.",
-        "public_summary": "An officer spoke discourteously to a driver during a stop.",
-        "aa_decision_maker": "DI Demo (PSD)",
-        "officer": {"collar_number": f"D{stamp}{n}", "name": f"PC Demo Officer {n}",
-                    "email": f"demo.officer{n}@force.example", "rank": "constable"},
-        "reviewer": {"name": "Sgt Demo Reviewer", "email": REVIEWER, "basis": "line_manager"},
-        **overrides,
-    }
-    return ReferralIn.model_validate(data)
+def demo_referral(**overrides: Any) -> ReferralIn:
+    """The tests' and the bench's sample referral (rprp.samples), naming the demo's reviewer,
+    whose sign-in `rprp up` prints, so a person can take the case's decisions in the UI."""
+    reviewer = {"name": "Sgt Demo Reviewer", "email": REVIEWER}
+    return ReferralIn.model_validate(referral_data(label="demo", reviewer=reviewer, **overrides))
 
 
 async def wait_paused(case_id: int, state: CaseState, timeout: float = 120) -> Case:
@@ -105,7 +92,7 @@ async def decide(case: Case, **answer: Any) -> None:
 
 async def new_case(n: int, **overrides: Any) -> Case:
     with session_scope() as session:
-        case, _ = create_case(session, demo_referral(n, **overrides), actor="demo",
+        case, _ = create_case(session, demo_referral(**overrides), actor="demo",
                               idempotency_key=f"demo-{time.time_ns()}-{n}")
     assert case.id is not None
     await start_case_flow(case.id)

@@ -3,9 +3,9 @@ server with its UI, the project's deployments, a real process worker and the SMT
 
 The portal runs under uvicorn in a background thread on a free loopback port, and
 RPRP_PORTAL_URL points at it before the worker starts, so the links in the emails the worker
-sends open this portal. Prefect's test harness serves the API only (it turns the UI off), so
-`prefect_api` is overridden here with a real `prefect server start` (own PREFECT_HOME, UI on);
-the other fixtures (`mail_sink`, `deployments`, `worker`, `stack`) are the integration ones.
+sends open this portal. `prefect_api` is overridden here with a Prefect server of its own
+(tests.support.stack.make_prefect_server) whose UI calls the portal's gateway; the other
+fixtures (`mail_sink`, `deployments`, `worker`, `stack`) are the integration ones.
 The browser may reach 127.0.0.1/localhost only; every other request is aborted.
 """
 
@@ -13,10 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
-import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -28,6 +25,7 @@ import pytest
 
 # The integration fixtures, shared: pytest registers what this module imports.
 from tests.integration.conftest import deployments, mail_sink, stack, worker  # noqa: F401
+from tests.support.stack import free_port, make_prefect_server
 from tests.support.users import use_sign_ins
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,12 +43,6 @@ OTHER_REVIEWER = ("sgt.other@force.example", "other-e2e-password")
 USERS = (f"{PSD[0]}:{PSD[1]}:psd,{REVIEWER[0]}:{REVIEWER[1]}:reviewer,"
          f"{OTHER_REVIEWER[0]}:{OTHER_REVIEWER[1]}:reviewer")
 PREFECT_CREDENTIALS = "e2e-prefect-credentials-not-for-production"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _wait_for(url: str, timeout: float, process: subprocess.Popen | None = None,
@@ -113,38 +105,19 @@ def portal(portal_url: str, mail_sink) -> Iterator[str]:  # type: ignore[no-unty
 
 @pytest.fixture(scope="session")
 def prefect_api(portal_url: str, mail_sink, session_dir: Path) -> Iterator[str]:  # type: ignore[no-untyped-def]  # noqa: F811
-    """Overrides the integration fixture: `prefect server start`, which also serves the UI, as
-    `rprp up` runs it: with API credentials, the UI under /prefect behind the portal's gateway."""
+    """Overrides the integration fixture: the Prefect server as `rprp up` runs it, with API
+    credentials and the UI under /prefect calling the portal's gateway."""
     import prefect.context
     from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
 
     from rprp.settings import reset_settings
 
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    api = f"{base}/api"
-    home = session_dir / "prefect-home"
-    home.mkdir(exist_ok=True)
-    log = session_dir / "prefect-server.log"
-    env = {key: value for key, value in os.environ.items()
-           if not key.startswith(("PREFECT_SERVER_DATABASE", "PREFECT_API_DATABASE"))}
-    env.update({
-        "PREFECT_HOME": str(home),
-        "PREFECT_API_URL": api,
-        "PREFECT_UI_API_URL": f"{portal_url}/prefect/api",
-        "PREFECT_UI_SERVE_BASE": "/prefect",
-        "PREFECT_SERVER_API_AUTH_STRING": PREFECT_CREDENTIALS,
-        "PREFECT_UI_ENABLED": "true",
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_LOGGING_LEVEL": "WARNING",
-    })
-    with log.open("ab") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
-             "--port", str(port)],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    server = make_prefect_server(session_dir / "prefect-home", log_dir=session_dir,
+                                 auth_string=PREFECT_CREDENTIALS,
+                                 ui_api_url=f"{portal_url}/prefect/api")
+    server.start()
+    api = server.api_url
     try:
-        _wait_for(f"{api}/health", 180, process, log)
         os.environ["PREFECT_API_URL"] = api
         os.environ["PREFECT_API_AUTH_STRING"] = PREFECT_CREDENTIALS
         os.environ["RPRP_PREFECT_UI_URL"] = f"{portal_url}/prefect"
@@ -158,13 +131,7 @@ def prefect_api(portal_url: str, mail_sink, session_dir: Path) -> Iterator[str]:
                 prefect.context.get_settings_context()))
             yield api
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=10)
+        server.stop()
         os.environ.pop("PREFECT_API_URL", None)
         os.environ.pop("PREFECT_API_AUTH_STRING", None)
 

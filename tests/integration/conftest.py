@@ -11,15 +11,10 @@ import pytest
 from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
 
 from rprp.mailsink import MailSink
+from rprp.prefect_server import PrefectServer, register_deployments
 from rprp.settings import reset_settings
 from tests.support.database import create_test_database, drop_test_database
-from tests.support.stack import (
-    PrefectServer,
-    Worker,
-    log_failures,
-    register_deployments,
-    worker_env,
-)
+from tests.support.stack import Worker, log_failures, make_prefect_server, worker_env
 
 
 @pytest.fixture(scope="session")
@@ -39,8 +34,8 @@ def prefect_server(mail_sink: MailSink, session_dir: Path) -> Iterator[PrefectSe
     database_url = ""
     if base:
         name = f"prefect_test_{uuid.uuid4().hex[:10]}"
-        database_url = create_test_database(base, name).replace("+psycopg", "+asyncpg")
-    server = PrefectServer(home=session_dir / "prefect", database_url=database_url)
+        database_url = create_test_database(base, name)
+    server = make_prefect_server(session_dir / "prefect", database_url=database_url)
     server.start()
     os.environ["PREFECT_API_URL"] = server.api_url
     os.environ["PREFECT_API_AUTH_STRING"] = server.auth_string
@@ -52,10 +47,10 @@ def prefect_server(mail_sink: MailSink, session_dir: Path) -> Iterator[PrefectSe
     server.stop()
     os.environ.pop("PREFECT_API_URL", None)
     os.environ.pop("PREFECT_API_AUTH_STRING", None)
-    failures = log_failures(server.home / "server.log")
+    failures = log_failures(server.log_path)
     assert failures == [], f"the Prefect server logged failures no test saw: {failures[:5]}"
     if base:
-        drop_test_database(base, database_url.replace("+asyncpg", "+psycopg"))
+        drop_test_database(base, database_url)
 
 
 @pytest.fixture(scope="session")
@@ -64,8 +59,9 @@ def prefect_api(prefect_server: PrefectServer) -> str:
 
 
 @pytest.fixture(scope="session")
-async def deployments(prefect_api: str) -> str:
-    await register_deployments()
+def deployments(prefect_api: str, session_dir: Path) -> str:
+    """The work pool and prefect.yaml's deployments, registered as `rprp up` does (deploy.py)."""
+    register_deployments(dict(os.environ, PREFECT_API_URL=prefect_api), session_dir)
     return prefect_api
 
 

@@ -766,8 +766,9 @@ def test_the_form_shows_errors_by_field_and_stores_nothing(psd: TestClient, pref
     assert summary == ["referred-on-day", "public-summary", "officer-email", "officer-rank"]
     for field_id in ("referred-on", "public-summary", "officer-email", "officer-rank"):
         assert f'id="{field_id}-error"' in response.text
-    assert "Date of the referral must be a real date" in response.text or \
-        "date of the referral must be a real date" in response.text.lower()
+    message = "The date of the referral must be a real date"
+    assert f'<a href="#referred-on-day">{message}</a>' in response.text  # in the summary
+    assert message in response.text[response.text.index('id="referred-on-error"'):]  # the field
     assert "<title>Error:" in response.text
     assert case_count() == before and prefect.calls == []
 

@@ -9,9 +9,7 @@ from prefect.yaml with deployments/deploy.py, and waits for the server itself to
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -38,6 +36,7 @@ from tests.support.stack import (
     Worker,
     eventually,
     log_failures,
+    make_prefect_server,
     worker_env,
 )
 
@@ -47,10 +46,11 @@ LONDON = ZoneInfo("Europe/London")
 
 
 @pytest.fixture(scope="module")
-def scheduling_server(tmp_path_factory: pytest.TempPathFactory) -> PrefectServer:
+def scheduling_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
     """A server of its own, as `rprp up` starts it: SQLite, with the scheduler service on."""
-    server = PrefectServer(home=tmp_path_factory.mktemp("scheduler") / "prefect",
-                           auth_string="")  # what it proves is the scheduler, not access
+    server = make_prefect_server(tmp_path_factory.mktemp("scheduler") / "prefect",
+                                 auth_string="",  # what it proves is the scheduler, not access
+                                 services={"scheduler": True})
     server.start()
     yield server
     server.stop()
@@ -63,15 +63,8 @@ def sweep_schedule() -> dict:
     return schedule
 
 
-def deploy(api_url: str) -> None:
-    env = dict(os.environ, PREFECT_API_URL=api_url)
-    result = subprocess.run([sys.executable, "deployments/deploy.py"], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=300, check=False)
-    assert result.returncode == 0, result.stdout + result.stderr
-
-
 def server_failures(server: PrefectServer) -> list[str]:
-    return log_failures(server.home / "server.log")
+    return log_failures(server.log_path)
 
 
 async def sweep_runs(state_types: list[StateType]) -> list:
@@ -94,7 +87,7 @@ async def test_the_server_schedules_the_morning_sweep_on_working_days(
     schedule = sweep_schedule()
     assert schedule["cron"] == "0 7 * * 1-5" and schedule["timezone"] == "Europe/London"
     assert schedule.get("active", True)
-    deploy(scheduling_server.api_url)
+    scheduling_server.register_deployments()
 
     with temporary_settings({PREFECT_API_URL: scheduling_server.api_url}):
         scheduled = await eventually(lambda: scheduled_or_failed(scheduling_server), timeout=120,
@@ -116,7 +109,7 @@ async def test_a_scheduled_sweep_run_is_created_by_the_server_and_completed_by_a
     """A schedule a few seconds away: the scheduler creates the run, the worker completes it.
 
     The run sweeps as of a Monday in 2000, when no case of this session's DB is due."""
-    deploy(scheduling_server.api_url)
+    scheduling_server.register_deployments()
     with temporary_settings({PREFECT_API_URL: scheduling_server.api_url}):
         async with get_client() as client:
             deployment = await client.read_deployment_by_name("rprp-sweep/rprp-sweep")

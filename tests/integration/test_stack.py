@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from rprp.stack import descendants, free_port, port_is_free
+from rprp.processes import descendants, free_port, port_is_free
 from tests.support.database import create_test_database, drop_test_database
 from tests.support.stack import log_failures
 

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import itertools
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
@@ -17,6 +16,8 @@ from models.enums import CaseState
 from portal.auth import PSD_DECISION_MAKER, User
 from portal.gateway import submit_decision
 from rprp.db import session_scope
+from rprp.samples import PSD, REVIEWER, referral_data
+from rprp.samples import report_answer as report_answer  # the tests' answers are the product's
 from tasks.casework import Wait, record_account
 from tasks.decisions import Step, form_class, take
 from tasks.intake import ReferralIn, create_case
@@ -25,9 +26,6 @@ from tasks.people import entitlement
 from tasks.records import lock_case
 from tests.support.stack import WAIT_CEILING, eventually
 
-_numbers = itertools.count(1)
-REVIEWER = "sgt.reviewer@force.example"
-PSD = "psd@force.example"
 # The signed-in people the gateway knows (portal.auth.User), as the decisions' senders.
 AS_REVIEWER = User("Sgt Sam Reviewer", REVIEWER, frozenset({"reviewer"}))
 AS_PSD = User("PSD decision-maker", PSD, frozenset({"psd", PSD_DECISION_MAKER}))
@@ -35,29 +33,8 @@ AS_OTHER_REVIEWER = User("Sgt Other", "sgt.other@force.example", frozenset({"rev
 
 
 def sample_referral(**overrides: Any) -> ReferralIn:
-    n = next(_numbers)
-    today = date.today()
-    data: dict[str, Any] = {
-        "route": "severity_assessment",
-        "origin": "conduct_matter",
-        "concern_reported_on": (today - timedelta(days=20)).isoformat(),
-        "referred_on": (today - timedelta(days=1)).isoformat(),
-        "incident_on": (today - timedelta(days=30)).isoformat(),
-        "allegation_category": "Discreditable conduct",
-        "rprp_reason": "Rude manner towards a member of the public during a stop",
-        "behaviour_summary": f"Full internal summary of the behaviour, case sample {n}.",
-        "public_summary": "An officer spoke discourteously to a member of the public.",
-        "aa_decision_maker": "DI Appropriate Authority",
-        "officer": {"collar_number": f"PC{n:05d}{id(overrides) % 1000}", "name": f"Alex Officer {n}",
-                    "email": f"officer{n}@force.example", "rank": "constable"},
-        "reviewer": {"name": "Sgt Sam Reviewer", "email": REVIEWER, "basis": "line_manager"},
-    }
-    for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(data.get(key), dict):
-            data[key] = {**data[key], **value}
-        else:
-            data[key] = value
-    return ReferralIn.model_validate(data)
+    """rprp.samples' referral, as the record takes it (overrides merge as there)."""
+    return ReferralIn.model_validate(referral_data(**overrides))
 
 
 async def open_case(referral: ReferralIn | None = None) -> int:
@@ -153,24 +130,6 @@ def audit_actions(case_id: int) -> list[str]:
         return [e.action for e in session.exec(
             select(AuditEvent).where(AuditEvent.case_id == case_id)
             .order_by(AuditEvent.id))]  # type: ignore[arg-type]
-
-
-def report_answer(**overrides: Any) -> dict[str, Any]:
-    today = date.today()
-    answer = {
-        "issue_summary": "Discourteous manner during a stop on the high street.",
-        "discussion_summary": "We discussed the stop, the officer's workload and welfare.",
-        "actions": [{"type": "Training, a learning plan or a PDR entry",
-                     "description": "Complete the communication skills module",
-                     "owner": "PC Officer", "due_on": (today + timedelta(days=30)).isoformat()}],
-        "officer_lessons": "Explain the reason for a stop at the start.",
-        "force_lessons": "None",
-        "review_period_weeks": 12,
-        "agreed_on": today.isoformat(),
-        "agreement": "The officer agrees the report",
-    }
-    answer.update(overrides)
-    return answer
 
 
 def through_gateway(case_id: int, wait: Wait, values: dict[str, Any], by: User = AS_REVIEWER,

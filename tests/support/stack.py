@@ -6,117 +6,43 @@ import asyncio
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from uuid import UUID
 
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.actions import WorkPoolCreate
-from prefect.exceptions import ObjectAlreadyExists
+
+from rprp.prefect_server import POOL, PrefectServer
+from rprp.processes import free_port as free_port  # the product's, used by the tests from here
 
 ROOT = Path(__file__).resolve().parents[2]
-POOL = "rprp-pool"
 # A generous ceiling for waits on the stack: they end as soon as their condition holds, so it
 # costs nothing when all is well, and a busy machine (each step starts a process) does not fail.
 WAIT_CEILING = 300.0
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+# The one Prefect server (rprp.prefect_server), as the tests run it.
+TEST_CREDENTIALS = "test-prefect-credentials-not-for-production"
 
 
-@dataclass
-class PrefectServer:
-    """A real `prefect server start` with its UI, on PostgreSQL when the tests are given one.
+def make_prefect_server(home: Path, **options: Any) -> PrefectServer:
+    """A real `prefect server start` with its UI on a free port, as `rprp up` runs it: only
+    clients with the credentials (the gateway, workers) get in. It logs warnings and worse, so
+    `log_failures` reads what went wrong; its scheduler is off, so the sweep's cron in
+    prefect.yaml starts no run behind a test's back (test_scheduler turns it on).
 
     SQLite serves a developer's run; under the suite's concurrent writers it can answer 503
-    "database is locked", so CI runs Prefect on PostgreSQL as a force would.
+    "database is locked", so CI runs Prefect on PostgreSQL (`database_url`) as a force would.
     """
-
-    home: Path
-    database_url: str = ""
-    port: int = 0
-    process: subprocess.Popen | None = None
-    # As `rprp up` runs it: only clients with these credentials (the gateway, workers) get in.
-    auth_string: str = "test-prefect-credentials-not-for-production"
-
-    @property
-    def api_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/api"
-
-    @property
-    def ui_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self, timeout: float = 120) -> None:
-        self.port = self.port or free_port()
-        self.home.mkdir(parents=True, exist_ok=True)
-        env = dict(os.environ)
-        env.update({
-            "PREFECT_HOME": str(self.home),
-            "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-            "PREFECT_UI_API_URL": self.api_url,
-            "PREFECT_UI_SERVE_BASE": "/prefect",  # as `rprp up` serves it, behind the gateway
-            "PREFECT_API_DATABASE_CONNECTION_URL": self.database_url
-            or f"sqlite+aiosqlite:///{self.home / 'prefect.db'}",
-            "PREFECT_SERVER_LOGGING_LEVEL": "WARNING",
-        })
-        env.pop("PREFECT_API_URL", None)
-        env.pop("PREFECT_SERVER_API_AUTH_STRING", None)
-        if self.auth_string:
-            env["PREFECT_SERVER_API_AUTH_STRING"] = self.auth_string
-        log = (self.home / "server.log").open("ab")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
-             "--port", str(self.port)],
-            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"Prefect server exited; see {self.home / 'server.log'}")
-            try:
-                with urllib.request.urlopen(f"{self.api_url}/health", timeout=2) as response:
-                    if response.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.5)
-        self.stop()
-        raise RuntimeError(f"Prefect server did not answer in {timeout}s")
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=10)
-
-
-async def register_deployments() -> None:
-    """Register the project's three deployments on the test server's process pool."""
-    from flows.action_review import rprp_action_review
-    from flows.case_lifecycle import rprp_case
-    from flows.sweep import rprp_sweep
-
-    async with get_client() as client:
-        try:
-            await client.create_work_pool(WorkPoolCreate(name=POOL, type="process"))
-        except ObjectAlreadyExists:
-            pass
-    for flow, name in ((rprp_case, "rprp-case"), (rprp_sweep, "rprp-sweep"),
-                       (rprp_action_review, "rprp-action-review")):
-        deployment = await flow.to_deployment(name=name, work_pool_name=POOL,
-                                              job_variables={"working_dir": str(ROOT)})
-        await deployment.apply()
+    settings: dict[str, Any] = {"auth_string": TEST_CREDENTIALS, "logging_level": "WARNING",
+                                "services": {"scheduler": False}}
+    settings.update(options)
+    return PrefectServer(home=home, **settings)
 
 
 @dataclass
