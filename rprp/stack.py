@@ -67,7 +67,7 @@ def free_port() -> int:
 def http_ok(url: str, timeout: float = 2.0) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
-            return 200 <= response.status < 300
+            return bool(200 <= response.status < 300)
     except OSError:
         return False
 
@@ -462,7 +462,7 @@ class Stack:
             request.add_header("Authorization", f"Basic {token}")
         try:
             with urllib.request.urlopen(request, timeout=2) as response:
-                return json.load(response).get("status") == "READY"
+                return bool(json.load(response).get("status") == "READY")
         except (OSError, ValueError):
             return False
 
