@@ -14,7 +14,7 @@ from datetime import datetime
 
 from fastapi import APIRouter, Request, status
 from fastapi.responses import RedirectResponse, Response
-from sqlmodel import select
+from sqlmodel import col, select
 
 from models import Account, AuditEvent, Case, Deadline, Officer
 from models.enums import CaseState, DeadlineKind
@@ -82,7 +82,7 @@ def _notice(token: str) -> Notice | None:
             Deadline.round == notice_round)).first()
         accounts = list(session.exec(select(Account).where(
             Account.case_id == case_id, Account.notice_round == notice_round)
-            .order_by(Account.id)))
+            .order_by(col(Account.id))))
         for account in accounts:
             session.expunge(account)
             account.text = ""  # the page never shows the account back

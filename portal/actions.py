@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from models import (
     Account,
@@ -235,17 +235,17 @@ def case_file(case_id: int) -> CaseFile | None:
         officer = session.get(Officer, case.officer_id)
         assert officer is not None
         deadlines = list(session.exec(select(Deadline).where(Deadline.case_id == case_id)
-                                      .order_by(Deadline.due_at, Deadline.id)))
+                                      .order_by(col(Deadline.due_at), col(Deadline.id))))
         accounts = list(session.exec(select(Account).where(Account.case_id == case_id)
-                                     .order_by(Account.id)))
+                                     .order_by(col(Account.id))))
         events = list(session.exec(select(AuditEvent).where(AuditEvent.case_id == case_id)
-                                   .order_by(AuditEvent.id)))
+                                   .order_by(col(AuditEvent.id))))
         for account in accounts:
             session.expunge(account)
             account.text = ""  # the page lists accounts; reading one is a separate, audited step
         invitations = list(session.exec(select(DiscussionInvitation)
                                         .where(DiscussionInvitation.case_id == case_id)
-                                        .order_by(DiscussionInvitation.id)))  # type: ignore[arg-type]
+                                        .order_by(col(DiscussionInvitation.id))))
         report = session.exec(select(Report).where(Report.case_id == case_id)).first()
         if report is not None:
             session.expunge(report)
@@ -260,9 +260,9 @@ def _open_review(session: Session, case: Case) -> ActionReview | None:
         return None
     return session.exec(select(ActionReview).where(
         ActionReview.case_id == case.id,
-        ActionReview.completed_at.is_(None),  # type: ignore[union-attr]
-        ActionReview.flow_run_id.is_not(None))  # type: ignore[union-attr]
-        .order_by(ActionReview.number.desc())).first()  # type: ignore[attr-defined]
+        col(ActionReview.completed_at).is_(None),
+        col(ActionReview.flow_run_id).is_not(None))
+        .order_by(col(ActionReview.number).desc())).first()
 
 
 @dataclass
@@ -275,17 +275,17 @@ class CaseRow:
 def case_rows(limit: int = 500, case_ids: set[int] | None = None) -> list[CaseRow]:
     """The newest cases; only those in `case_ids` when given (what a reviewer may see)."""
     with session_scope() as session:
-        newest_first = Case.id.desc()  # type: ignore[union-attr]
-        query = select(Case, Officer).join(Officer, Officer.id == Case.officer_id)
+        newest_first = col(Case.id).desc()
+        query = select(Case, Officer).join(Officer, col(Officer.id) == Case.officer_id)
         if case_ids is not None:
-            query = query.where(Case.id.in_(case_ids))  # type: ignore[union-attr]
+            query = query.where(col(Case.id).in_(case_ids))
         rows = session.exec(query.order_by(newest_first).limit(limit)).all()
         ids = [case.id for case, _ in rows]
         nearest: dict[int, Deadline] = {}
         if ids:
             for deadline in session.exec(select(Deadline).where(
-                    Deadline.case_id.in_(ids),  # type: ignore[union-attr]
-                    Deadline.status == DeadlineStatus.OPEN).order_by(Deadline.due_at)):
+                    col(Deadline.case_id).in_(ids),
+                    Deadline.status == DeadlineStatus.OPEN).order_by(col(Deadline.due_at))):
                 nearest.setdefault(deadline.case_id, deadline)
         return [CaseRow(case, officer, nearest.get(case.id or 0)) for case, officer in rows]
 

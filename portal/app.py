@@ -99,6 +99,7 @@ def create_app(mail_dir: Path | None = None) -> FastAPI:
         if exc.status_code in (404, 405):
             message = "If you typed the web address, check it is correct."
         return render(request, "error.html", {"title": title, "message": message},
-                      status_code=exc.status_code, headers=exc.headers)
+                      status_code=exc.status_code,
+                      headers=dict(exc.headers) if exc.headers else None)
 
     return app

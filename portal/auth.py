@@ -152,7 +152,8 @@ def current_user(request: Request) -> User | None:
     """The signed-in person, read from their server-side session and the users table on every
     request, so a disabled user is out at once."""
     if "rprp.user" in request.scope:
-        return request.scope["rprp.user"]
+        known: User | None = request.scope["rprp.user"]
+        return known
     user = None
     user_id = request.session.get("user_id") if "session" in request.scope else None
     if isinstance(user_id, int):

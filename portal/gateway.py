@@ -24,11 +24,11 @@ from fastapi import APIRouter, FastAPI, Request, WebSocket
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from prefect.settings import get_current_settings
 from prefect.utilities.schema_tools.hydration import HydrationContext, hydrate
-from sqlmodel import delete
+from sqlmodel import col, delete
 
 from models import DecisionSubmission, SealedText
 from portal import gateway_policy as policy
-from portal.auth import PSD_DECISION_MAKER, User, current_user, login_redirect
+from portal.auth import OPERATOR, PSD_DECISION_MAKER, User, current_user, login_redirect
 from rprp.db import session_scope
 from tasks import decisions
 from tasks.people import NotAllowedToDecide, entitlement
@@ -153,11 +153,10 @@ def _withdraw(submission_id: int | None, tokens: list[str]) -> None:
     """Prefect did not take the answer: forget its submission and its sealed text (only
     theirs: another submission of the same step may have been taken a moment before)."""
     with session_scope() as session:
-        session.exec(delete(DecisionSubmission).where(  # type: ignore[call-overload]
-            DecisionSubmission.id == submission_id))
+        session.exec(delete(DecisionSubmission).where(
+            col(DecisionSubmission.id) == submission_id))
         if tokens:
-            session.exec(delete(SealedText).where(  # type: ignore[call-overload]
-                SealedText.token.in_(tokens)))  # type: ignore[attr-defined]
+            session.exec(delete(SealedText).where(col(SealedText.token).in_(tokens)))
 
 
 # -- the reverse proxy -----------------------------------------------------------------------
@@ -218,7 +217,7 @@ async def prefect_api(path: str, request: Request) -> Response:
         result = await submit_decision(user, resume_of, run_input, client, upstream)
         if result is not None:
             return JSONResponse(result)
-        if not user.has(policy.OPERATOR):
+        if not user.has(OPERATOR):
             return _refused(403, policy.NOT_YOURS)
     with session_scope() as session:
         rule = policy.decide(user, request.method, path, body, session)

@@ -13,8 +13,9 @@ import json
 import secrets
 from datetime import timedelta
 from http.cookies import SimpleCookie
+from typing import Any
 
-from sqlmodel import delete, select
+from sqlmodel import Session, col, delete, select
 from starlette.datastructures import MutableHeaders
 from starlette.requests import HTTPConnection, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -37,8 +38,7 @@ def rotate_session(request: Request) -> None:
 
 def end_all_sessions(user_id: int) -> None:
     with session_scope() as session:
-        session.exec(delete(PortalSession).where(  # type: ignore[call-overload]
-            PortalSession.user_id == user_id))
+        session.exec(delete(PortalSession).where(col(PortalSession.user_id) == user_id))
 
 
 def cookie_secure(scope: Scope) -> bool:
@@ -56,7 +56,7 @@ class ServerSessionMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
-    def _load(self, token: str | None) -> tuple[int | None, dict]:
+    def _load(self, token: str | None) -> tuple[int | None, dict[str, Any]]:
         if not token:
             return None, {}
         with session_scope() as session:
@@ -73,7 +73,7 @@ class ServerSessionMiddleware:
                 data = {}
             return row.id, data if isinstance(data, dict) else {}
 
-    def _save(self, row_id: int | None, data: dict, rotate: bool) -> str | None:
+    def _save(self, row_id: int | None, data: dict[str, Any], rotate: bool) -> str | None:
         """Store the session; returns a new cookie value when one must be set, "" to clear."""
         user_id = data.get("user_id") if isinstance(data.get("user_id"), int) else None
         with session_scope() as session:
@@ -98,9 +98,8 @@ class ServerSessionMiddleware:
             return None
 
     @staticmethod
-    def _sweep(session) -> None:  # type: ignore[no-untyped-def]
-        session.exec(delete(PortalSession).where(  # type: ignore[call-overload]
-            PortalSession.expires_at <= utc_now()))
+    def _sweep(session: Session) -> None:
+        session.exec(delete(PortalSession).where(col(PortalSession.expires_at) <= utc_now()))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):

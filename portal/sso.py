@@ -111,7 +111,8 @@ async def sso_start(request: Request, next: str | None = None) -> Response:
     request.session["sso_next"] = _safe_next(next)
     redirect_uri = f"{get_settings().public_portal_url}/login/sso/callback"
     try:
-        return await oauth_client().authorize_redirect(request, redirect_uri)
+        redirect: Response = await oauth_client().authorize_redirect(request, redirect_uri)
+        return redirect
     except Exception as exc:  # noqa: BLE001  (the provider's metadata could not be read)
         log.error("single sign-on: cannot reach the identity provider: %s", type(exc).__name__)
         return _failed(request, "The identity provider cannot be reached. Try again in a few "

@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlmodel import delete, func, select
+from sqlmodel import col, delete, func, select
 
 from models import SignInFailure, as_utc, utc_now
 from rprp.db import session_scope
@@ -68,12 +68,11 @@ def record_failure(username: str, address: str, now: datetime | None = None) -> 
         for key, _ in _keys(username, address):
             session.add(SignInFailure(key=key, at=now))
         window = timedelta(minutes=get_settings().signin_lockout_minutes)
-        session.exec(delete(SignInFailure).where(  # type: ignore[call-overload]
-            SignInFailure.at < now - window))
+        session.exec(delete(SignInFailure).where(col(SignInFailure.at) < now - window))
 
 
 def record_success(username: str) -> None:
     """A right password clears the account's count (not the address's)."""
     with session_scope() as session:
-        session.exec(delete(SignInFailure).where(  # type: ignore[call-overload]
-            SignInFailure.key == f"account:{username.strip().lower()}"))
+        session.exec(delete(SignInFailure).where(
+            col(SignInFailure.key) == f"account:{username.strip().lower()}"))

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlmodel import Session, delete, func, select
+from sqlmodel import Session, col, delete, func, select
 
 from models import PortalSession, PortalUser, utc_now
 from rprp.db import session_scope
@@ -78,8 +78,7 @@ def _find(session: Session, username: str) -> PortalUser | None:
 
 
 def _end_sessions(session: Session, user_id: int | None) -> int:
-    result = session.exec(delete(PortalSession).where(  # type: ignore[call-overload]
-        PortalSession.user_id == user_id))
+    result = session.exec(delete(PortalSession).where(col(PortalSession.user_id) == user_id))
     return int(result.rowcount or 0)
 
 
@@ -208,10 +207,10 @@ def default_password_users() -> list[str]:
         published[name.lower()] = password
     found = []
     for user in list_users():
-        password = published.get(user.username.lower())
-        if password and not user.disabled and user.password_hash:
+        known = published.get(user.username.lower())
+        if known and not user.disabled and user.password_hash:
             try:
-                _hasher.verify(user.password_hash, password)
+                _hasher.verify(user.password_hash, known)
             except (VerificationError, InvalidHashError):
                 continue
             found.append(user.username)

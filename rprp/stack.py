@@ -260,7 +260,7 @@ class Stack:
             request.add_header("Authorization", f"Basic {token}")
         try:
             with urllib.request.urlopen(request, timeout=2) as response:
-                return json.load(response).get("status") == "READY"
+                return bool(json.load(response).get("status") == "READY")
         except (OSError, ValueError):
             return False
 

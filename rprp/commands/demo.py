@@ -136,13 +136,14 @@ async def non_engagement(n: int) -> Case:
     case = await give_account(await new_case(n))
     await decide(case, choice="No fact-finding needed: go to the discussion")
     assert case.id is not None
-    case = await wait_paused(case.id, S.DISCUSSION_SCHEDULING)
+    case_id = case.id
+    case = await wait_paused(case_id, S.DISCUSSION_SCHEDULING)
     meeting_day = england_and_wales().add_working_days(date.today(), 1)
     await decide(case, choice=DiscussionChoice.INVITE.value, meeting_date=meeting_day.isoformat(),
                  meeting_time="10:00", place="Interview room 2, Central police station")
-    case = await wait_answered(case.id, S.DISCUSSION_SCHEDULING)
+    case = await wait_answered(case_id, S.DISCUSSION_SCHEDULING)
     await decide(case, choice="Officer did not attend")
-    return await wait_paused(case.id, S.NON_ENGAGEMENT_REVIEW)
+    return await wait_paused(case_id, S.NON_ENGAGEMENT_REVIEW)
 
 
 PATHS = {

@@ -7,6 +7,7 @@ import logging
 import os
 import re
 import sys
+from typing import Any
 
 ACCOUNT_PATH = re.compile(r"/account/[^/?\s]+")
 
@@ -21,7 +22,7 @@ class RedactAccountLinks(logging.Filter):
         return True
 
 
-def log_config() -> dict:
+def log_config() -> dict[str, Any]:
     """uvicorn's logging, with account tokens redacted from the access log."""
     import copy
 
