@@ -7,7 +7,7 @@ every action is closed the case closes and its lifecycle run is woken to finish.
 from __future__ import annotations
 
 from prefect import flow, get_run_logger
-from prefect.flow_runs import suspend_flow_run
+from prefect.flow_runs import asuspend_flow_run
 from prefect.runtime import flow_run
 
 from flows.run_logs import log_suspensions_as_info
@@ -33,7 +33,7 @@ async def rprp_action_review(case_id: int, review_number: int) -> str:
         wait, action_ids = step
         form = action_review_form(action_ids).with_initial_data(
             description=describe(case_id, wait))
-        answer = await suspend_flow_run(wait_for_input=form, key=wait.key)
+        answer = await asuspend_flow_run(wait_for_input=form, key=wait.key)
         if record_review(case_id, review_number, wait.key, answer):
             await deliver_pending()
             await wake_case(case_id)

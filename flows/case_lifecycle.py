@@ -29,7 +29,7 @@ from typing import Any
 
 from prefect import Task, flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
-from prefect.flow_runs import suspend_flow_run
+from prefect.flow_runs import asuspend_flow_run
 from prefect.input import RunInput
 from prefect.runtime import flow_run
 from sqlmodel import select
@@ -47,7 +47,6 @@ from tasks.notify import PENDING, deliver_pending
 from tasks.steps import Step, StepKind
 
 S = CaseState
-STEP = {"cache_policy": NO_CACHE, "persist_result": False}
 log_suspensions_as_info()
 
 
@@ -87,7 +86,7 @@ def _automatic(step: Step, doc: str) -> Task[[int], str]:
         return state.value
 
     run.__doc__ = doc
-    return task(name=step.name, **STEP)(run)  # type: ignore[arg-type]
+    return task(name=step.name, cache_policy=NO_CACHE, persist_result=False)(run)
 
 
 serve_notice = _automatic(steps.SERVE_NOTICE, "Serve the written notice; the officer's "
@@ -105,7 +104,7 @@ def _decision(step: Step) -> Task[[int, str, Any], str]:
         return apply_answer(case_id, wait_key, answer).value
 
     decide.__doc__ = f"Apply the answer to '{step.title}' (tasks/steps.py: {step.name})."
-    return task(name=step.name, **STEP)(decide)  # type: ignore[arg-type]
+    return task(name=step.name, cache_policy=NO_CACHE, persist_result=False)(decide)
 
 
 fact_finding_decision = _decision(steps.FACT_FINDING_DECISION)
@@ -116,20 +115,20 @@ non_engagement_decision = _decision(steps.NON_ENGAGEMENT_DECISION)
 file_report = _decision(steps.FILE_REPORT)
 
 
-@task(name=steps.ACTION_REVIEW.name, **STEP)
+@task(name=steps.ACTION_REVIEW.name, cache_policy=NO_CACHE, persist_result=False)
 def action_review(case_id: int, review_number: int, wait_key: str, answer: RunInput) -> str:
     """Record the reviewer's notes on each open action; the case closes when all are closed."""
     closed = record_review(case_id, review_number, wait_key, answer)
     return "every action closed" if closed else "actions still open"
 
 
-@task(name="send-mail", **STEP)
+@task(name="send-mail", cache_policy=NO_CACHE, persist_result=False)
 async def send_mail() -> int:
     """Deliver what the steps queued; what fails stays in the outbox, which retries it."""
     return (await deliver_pending()).sent
 
 
-@task(name=steps.CLOSE_CASE.name, **STEP)
+@task(name=steps.CLOSE_CASE.name, cache_policy=NO_CACHE, persist_result=False)
 async def close_case(case_id: int) -> str:
     """The case has ended: its closing letters go, and the run ends with the case's state."""
     await deliver_pending()
@@ -188,7 +187,7 @@ async def decide(decision: Task[[int, str, Any], str], declared: Step, here: Her
     await mail_what_is_queued(here)
     get_run_logger().info("Case %s waits for %s (%s)", here.case_id, declared.name,
                           here.wait.key)
-    answer = await suspend_flow_run(wait_for_input=form_for(here.case_id, here.wait),
+    answer = await asuspend_flow_run(wait_for_input=form_for(here.case_id, here.wait),
                                     key=here.wait.key)
     decision.with_options(task_run_name=run_name(declared, here))(
         here.case_id, here.wait.key, answer)
@@ -206,7 +205,7 @@ async def review_the_actions(here: Here, passes: dict[str, int]) -> None:
         return
     wait, _ = asked
     await mail_what_is_queued(here)
-    answer = await suspend_flow_run(wait_for_input=form_for(here.case_id, wait), key=wait.key)
+    answer = await asuspend_flow_run(wait_for_input=form_for(here.case_id, wait), key=wait.key)
     action_review.with_options(task_run_name=run_name(steps.ACTION_REVIEW, here))(
         here.case_id, here.round, wait.key, answer)
 
@@ -216,7 +215,7 @@ async def wait_to_be_woken(here: Here, passes: dict[str, int]) -> None:
     await mail_what_is_queued(here)
     get_run_logger().info("Case %s waits in %s (%s)", here.case_id, here.state.value,
                           here.wait.key)
-    await suspend_flow_run(key=wake_key(here.wait, passes))
+    await asuspend_flow_run(key=wake_key(here.wait, passes))
 
 
 async def mail_what_is_queued(here: Here) -> None:
@@ -235,7 +234,9 @@ def form_for(case_id: int, wait: Wait) -> type[RunInput]:
         case = session.get(Case, case_id)
         assert case is not None
         form = form_class(session, case, wait.kind)
-    return form.with_initial_data(description=describe(case_id, wait))  # type: ignore[attr-defined]
+    described: type[RunInput] = form.with_initial_data(  # type: ignore[attr-defined]
+        description=describe(case_id, wait))
+    return described
 
 
 def _remember_flow_run(case_id: int) -> None:

@@ -59,8 +59,8 @@ def _duty_task(duty: Duty) -> Task[[datetime], Coroutine[Any, Any, SweepReport]]
         return part
 
     run.__doc__ = duty.run.__doc__
-    return task(run, name=duty.name, task_run_name=duty.name + " as of {as_of:%Y-%m-%d %H:%M}",
-                persist_result=False, cache_policy=NO_CACHE, log_prints=False)
+    return task(name=duty.name, task_run_name=duty.name + " as of {as_of:%Y-%m-%d %H:%M}",
+                persist_result=False, cache_policy=NO_CACHE, log_prints=False)(run)
 
 
 @task(name=DELIVER_MAIL, task_run_name=DELIVER_MAIL, persist_result=False, cache_policy=NO_CACHE)

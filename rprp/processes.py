@@ -57,7 +57,7 @@ def http_ok(url: str, timeout: float = 2.0) -> bool:
     """Whether `url` answers 2xx: a service's readiness check."""
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
-            return 200 <= response.status < 300
+            return bool(200 <= response.status < 300)
     except OSError:
         return False
 

@@ -177,6 +177,7 @@ def create_case(session: Session, referral: ReferralIn, *, actor: str,
     session.flush()
 
     complainant = referral.complainant
+    assert officer.id is not None  # flushed above
     case = Case(
         idempotency_key=key,
         route=referral.route,

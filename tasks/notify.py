@@ -401,7 +401,8 @@ def _mark_sent(claimed: _Claimed) -> None:
 
 def retry_delay(attempts_before: int) -> timedelta:
     """30 s, 60 s, 120 s ... capped at an hour: an outage delays mail, it never drops it."""
-    return min(RETRY_BASE * (2 ** min(attempts_before, 20)), RETRY_MAX)
+    delay: timedelta = min(RETRY_BASE * (2 ** min(attempts_before, 20)), RETRY_MAX)
+    return delay
 
 
 def _mark_failed(claimed: _Claimed, error: str, give_up: bool) -> bool:

@@ -175,7 +175,7 @@ async def wake_case(case_id: int, attempts: int = 5) -> bool:
     with session_scope() as session:
         case = session.get(Case, case_id)
         flow_run_id = case.flow_run_id if case else None
-    woken = bool(flow_run_id) and await wake_flow_run(flow_run_id, attempts)
+    woken = await wake_flow_run(flow_run_id, attempts) if flow_run_id else False
     with session_scope() as session:
         case = session.get(Case, case_id)
         if case is not None and case.wake_requested == woken:

@@ -25,8 +25,8 @@ from prefect.settings import PREFECT_API_URL  # noqa: E402
 from sqlmodel import select  # noqa: E402
 
 from models import Case, Deadline  # noqa: E402
+from models.choices import DiscussionChoice  # noqa: E402
 from models.enums import CaseState, DeadlineKind  # noqa: E402
-from models.forms import DiscussionChoice  # noqa: E402
 from portal.auth import User  # noqa: E402
 from portal.gateway import submit_decision  # noqa: E402
 from rprp.db import create_schema, session_scope  # noqa: E402

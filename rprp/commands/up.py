@@ -6,7 +6,8 @@ import argparse
 import os
 import sys
 
-from rprp.stack import DEFAULT_PREFECT_PORT, LOOPBACK, StackOptions, run_stack
+from rprp.processes import LOOPBACK
+from rprp.stack import DEFAULT_PREFECT_PORT, StackOptions, run_stack
 
 
 def _env_int(name: str, default: int) -> int:
