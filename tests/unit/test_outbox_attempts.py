@@ -5,6 +5,7 @@ never gives one up. tests/integration/test_notify.py proves the same against a r
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from types import SimpleNamespace
 
@@ -28,7 +29,7 @@ UNREACHABLE = ConnectionRefusedError(111, "Connection refused")
 @pytest.fixture
 def row_key() -> Iterator[str]:
     """One queued email, taken out of the session's outbox afterwards."""
-    key = f"attempts-{id(object())}"
+    key = f"attempts-{uuid.uuid4().hex}"
     with session_scope() as session:
         assert notify.enqueue(session, key=key, kind="case_closed", recipient="x@force.example",
                               context={"case": CASE, "officer": None, "outcome_label": "Closed",
