@@ -41,11 +41,12 @@ from portal import account_code, actions
 from portal.app import create_app
 from rprp.db import session_scope
 from rprp.mailsink import MailSink
+from rprp.samples import referral_data
 from rprp.settings import get_settings, reset_settings
 from tasks.calendar import england_and_wales
 from tasks.casework import advance, apply_answer, record_account, wait_for
 from tasks.links import account_token, flow_run_link
-from tests.support.cases import REVIEWER, sample_referral, through_gateway
+from tests.support.cases import REVIEWER, through_gateway
 from tests.support.users import use_sign_ins
 
 S = CaseState
@@ -165,13 +166,9 @@ def case_count() -> int:
 
 
 def referral_json(**overrides: Any) -> dict[str, Any]:
-    data = sample_referral().model_dump(mode="json")
-    for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(data.get(key), dict):
-            data[key] = {**data[key], **value}
-        else:
-            data[key] = value
-    return data
+    """The sample referral as the API's JSON body (rprp.samples merges the overrides, valid or
+    not, so a test can send a wrong one)."""
+    return referral_data(**overrides)
 
 
 def refer(client: TestClient, **overrides: Any) -> dict[str, Any]:
