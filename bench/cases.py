@@ -38,7 +38,7 @@ def discussion_answer() -> dict[str, Any]:
 
 def open_case_in_db() -> int:
     """What the portal does first on a valid referral: store the case (no flow run yet)."""
-    from rprp.db import session_scope
+    from infra.db import session_scope
     from tasks.intake import create_case
 
     with session_scope() as session:

@@ -21,8 +21,8 @@ def account_token(case_id: int) -> str:
     """The link in the officer's notice email, as the officer would click it."""
     from sqlmodel import select
 
+    from infra.db import session_scope
     from models import Outbox
-    from rprp.db import session_scope
 
     with session_scope() as session:
         row = session.exec(select(Outbox).where(Outbox.case_id == case_id,

@@ -21,18 +21,21 @@ CASE_STEPS = ["awaiting-account", "fact-finding-decision", "discussion-schedulin
 
 async def resume_bare(run_id: UUID, run_input: dict[str, Any] | None = None,
                  attempts: int = 20) -> None:
-    """Resume a bare (not RPRP) run, or wake one, straight on Prefect, pressing again if the run
-    paused a moment before Prefect saved its input schema ("Run input schema not found")."""
+    """Resume a bare (not RPRP) run, or wake one, straight on Prefect, once its suspension is
+    ready: paused, with its form's schema saved (`tasks.orchestration.suspension`). A run read a
+    moment before it paused, or before Prefect saved the schema, is read again."""
     from prefect.flow_runs import aresume_flow_run
 
+    from tasks.orchestration import suspension
+
     for attempt in range(attempts):
-        try:
+        waiting = await suspension(str(run_id))
+        if waiting is not None and waiting.form_saved:
             await aresume_flow_run(run_id, run_input=run_input)
             return
-        except RuntimeError as exc:
-            if "schema not found" not in str(exc) or attempt + 1 == attempts:
-                raise
-            await asyncio.sleep(0.25)
+        if attempt + 1 == attempts:
+            raise RuntimeError(f"flow run {run_id} never became ready to resume")
+        await asyncio.sleep(0.25)
 
 
 async def resume(run_id: UUID, run_input: dict[str, Any], attempts: int = 20) -> None:
@@ -81,9 +84,9 @@ async def drive_case(watcher: RunWatcher) -> dict[str, Any]:
         open_case_in_db,
         report_answer,
     )
+    from infra.db import session_scope
     from models import Action, ActionReview, Case
     from models.enums import CaseState
-    from rprp.db import session_scope
     from tasks.casework import record_account
     from tasks.orchestration import start_action_review_flow, start_case_flow, wake_case
 

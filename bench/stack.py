@@ -1,6 +1,6 @@
 """Everything a bench run starts, on loopback only, and stops again: a Prefect server (SQLite or a
 fresh PostgreSQL database) on a free port, the project's deployments plus the bare ones, a
-process worker (rprp.worker), an SMTP sink (rprp.mailsink), the case DB and the portal.
+process worker (rprp.worker), an SMTP sink (infra.mailsink), the case DB and the portal.
 
 The Prefect server and the project's deployments are started and registered as `rprp up` and the
 tests do (rprp.prefect_server); bench code does not import from tests/.
@@ -95,7 +95,7 @@ class Databases:
 
     def forget_case_db(self, url: str) -> None:
         """Close our connections to a case DB and delete it."""
-        from rprp.db import engine_for
+        from infra.db import engine_for
 
         engine_for(url).dispose()
         if url.startswith("sqlite:///"):
@@ -134,7 +134,7 @@ class Databases:
 
 
 def migrate(url: str) -> None:
-    from rprp.migrations import upgrade_to_head
+    from infra.migrations import upgrade_to_head
 
     upgrade_to_head(url)
 
@@ -216,7 +216,7 @@ class BenchStack:
     def apply_env_here(self) -> None:
         """Point this process (the driver) at the stack."""
         os.environ.update(self.base_env())
-        from rprp.settings import reset_settings
+        from infra.settings import reset_settings
 
         reset_settings()
 
@@ -227,7 +227,7 @@ class BenchStack:
         return service
 
     def start_mail_sink(self, port: int, directory: Path, name: str = "mailsink") -> Service:
-        sink = Service(name, [sys.executable, "-m", "rprp.mailsink", "--host", LOOPBACK,
+        sink = Service(name, [sys.executable, "-m", "infra.mailsink", "--host", LOOPBACK,
                               "--port", str(port), "--dir", str(directory)],
                        self.child_env(), ready=lambda: tcp_open(port))
         self._launch(sink)
@@ -349,7 +349,7 @@ class BenchStack:
                 print(f"bench: stopping {service.name}: {exc}", file=sys.stderr)
         if self.case_url:
             try:
-                from rprp.db import engine_for
+                from infra.db import engine_for
 
                 engine_for(self.case_url).dispose()
             except Exception:  # noqa: BLE001

@@ -25,7 +25,7 @@ STATES = ("awaiting_account", "fact_finding_decision", "discussion_scheduling", 
 
 def _expected(k: int, as_of: datetime) -> dict[str, Any]:
     """What the sweep must find, computed from the seed plan with the calendar."""
-    from rprp.settings import get_settings
+    from infra.settings import get_settings
     from tasks.calendar import LONDON, england_and_wales
     from tasks.deadline_sweep import COMPLAINANT_LEAD, reminder_day
 
@@ -66,6 +66,7 @@ def seed(url: str, k: int, as_of: datetime, wake_runs: list[str]) -> None:
     from sqlalchemy import insert, text
     from sqlmodel import Session
 
+    from infra.db import engine_for
     from models import Case, Deadline, Officer
     from models.enums import (
         CaseState,
@@ -77,7 +78,6 @@ def seed(url: str, k: int, as_of: datetime, wake_runs: list[str]) -> None:
         ReviewerBasis,
         Route,
     )
-    from rprp.db import engine_for
 
     kinds = {"awaiting_account": DeadlineKind.ACCOUNT,
              "fact_finding_decision": DeadlineKind.DECISION,
@@ -148,7 +148,7 @@ async def deliver_all(expected: int) -> tuple[int, int]:
 
 
 def _switch(url: str, smtp_port: int) -> dict[str, str | None]:
-    from rprp.settings import reset_settings
+    from infra.settings import reset_settings
 
     previous = {k: os.environ.get(k) for k in ("RPRP_DATABASE_URL", "RPRP_SMTP_PORT")}
     os.environ["RPRP_DATABASE_URL"] = url
@@ -158,7 +158,7 @@ def _switch(url: str, smtp_port: int) -> dict[str, str | None]:
 
 
 def _restore(previous: dict[str, str | None]) -> None:
-    from rprp.settings import reset_settings
+    from infra.settings import reset_settings
 
     for key, value in previous.items():
         if value is None:

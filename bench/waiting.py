@@ -54,9 +54,9 @@ def list_waiting_cases() -> int:
     """The same from the case DB: cases waiting for an account, with their deadlines."""
     from sqlmodel import select
 
+    from infra.db import session_scope
     from models import Case, Deadline
     from models.enums import CaseState, DeadlineKind
-    from rprp.db import session_scope
 
     with session_scope() as session:
         rows = session.exec(

@@ -35,15 +35,16 @@ from prefect.runtime import flow_run
 from sqlmodel import select
 
 from flows.run_logs import log_suspensions_as_info
+from infra.db import session_scope
 from models import Case, Outbox
 from models.enums import CaseState
-from rprp.db import session_scope
 from tasks import steps
 from tasks.action_reviews import record_review, review_wait
 from tasks.briefing import describe
 from tasks.casework import Wait, apply_answer, opened_review, take_step, wait_for
 from tasks.decisions import form_class
-from tasks.notify import PENDING, deliver_pending
+from tasks.notify import deliver_pending
+from tasks.outbox import PENDING
 from tasks.steps import Step, StepKind
 
 S = CaseState

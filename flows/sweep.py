@@ -20,7 +20,8 @@ from prefect.cache_policies import NO_CACHE
 from tasks import deadline_sweep
 from tasks.calendar import LONDON, england_and_wales
 from tasks.deadline_sweep import DELIVER_MAIL, Duty, SweepReport, perform, sweep_instant
-from tasks.notify import DeliveryResult, deliver_pending, failed_count
+from tasks.notify import DeliveryResult, deliver_pending
+from tasks.outbox import failed_count
 
 
 class DutyFailed(Exception):

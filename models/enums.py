@@ -215,7 +215,7 @@ class DeadlineStatus(StrEnum):
 
 class OutboxStatus(StrEnum):
     """An email's delivery: waiting (or backing off), claimed by a sender, delivered, or given
-    up after its last attempt (tasks/notify.py)."""
+    up after its last attempt (tasks/outbox.py)."""
 
     PENDING = "pending"
     SENDING = "sending"

@@ -16,12 +16,12 @@ from fastapi import APIRouter, Request, status
 from fastapi.responses import RedirectResponse, Response
 from sqlmodel import col, select
 
+from infra.db import session_scope
+from infra.settings import get_settings
 from models import Account, AuditEvent, Case, Deadline, Officer
 from models.enums import CaseState, DeadlineKind
 from portal import account_code, actions
 from portal.web import render
-from rprp.db import session_scope
-from rprp.settings import get_settings
 from tasks.casework import AccountNotAccepted, decline_account, record_account
 from tasks.links import InvalidToken, read_account_token
 

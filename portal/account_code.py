@@ -20,9 +20,9 @@ from email.message import EmailMessage
 import aiosmtplib
 from sqlmodel import select
 
+from infra.db import session_scope
+from infra.settings import get_settings
 from models import AccountCode, as_utc, utc_now
-from rprp.db import session_scope
-from rprp.settings import get_settings
 from tasks.records import audit, lock_case
 
 log = logging.getLogger("rprp.portal.account_code")

@@ -15,6 +15,8 @@ from datetime import date, datetime
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
+from infra.db import session_scope
+from infra.settings import get_settings
 from models import (
     Account,
     ActionReview,
@@ -27,14 +29,12 @@ from models import (
     Report,
 )
 from models.enums import CaseState, DeadlineStatus, InvitationStatus, OutboxStatus
-from rprp.db import session_scope
-from rprp.settings import get_settings
 from tasks.casework import Wait, close_externally, wait_for
 from tasks.deadlines import date_text
 from tasks.intake import ReferralIn, create_case
 from tasks.links import flow_run_link
-from tasks.notify import KIND_TITLES
 from tasks.orchestration import start_case_flow, stop_flow_run, wake_case, wake_flow_run
+from tasks.outbox import KIND_TITLES
 
 log = logging.getLogger("rprp.portal")
 

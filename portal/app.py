@@ -15,12 +15,12 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from infra.db import get_engine
 from portal import account, auth, cases, gateway, outbox, referrals, sso, users
 from portal.referral_form import NOUNS, api_errors
 from portal.sessions import ServerSessionMiddleware
 from portal.validation import field_errors
 from portal.web import HERE, render
-from rprp.db import get_engine
 
 log = logging.getLogger("rprp.portal")
 

@@ -18,12 +18,12 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from sqlmodel import func, select
 
+from infra.db import session_scope
+from infra.settings import get_settings
 from models import ActionReview, Case, Decision, PortalUser, Report
 from portal import throttle, users
 from portal.sessions import rotate_session
 from portal.web import check_csrf, render
-from rprp.db import session_scope
-from rprp.settings import get_settings
 
 PSD = "psd"
 PSD_DECISION_MAKER = "psd-decision-maker"

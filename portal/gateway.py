@@ -26,10 +26,10 @@ from prefect.settings import get_current_settings
 from prefect.utilities.schema_tools.hydration import HydrationContext, hydrate
 from sqlmodel import col, delete
 
+from infra.db import session_scope
 from models import DecisionSubmission, SealedText
 from portal import gateway_policy as policy
 from portal.auth import OPERATOR, PSD_DECISION_MAKER, User, current_user, login_redirect
-from rprp.db import session_scope
 from tasks import decisions
 from tasks.people import NotAllowedToDecide, entitlement
 from tasks.records import lock_case

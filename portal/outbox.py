@@ -13,10 +13,10 @@ from pathlib import Path
 from fastapi import APIRouter, HTTPException, Request, status
 from fastapi.responses import HTMLResponse, Response
 
+from infra.mailsink import StoredMessage, read_messages
+from infra.settings import get_settings
 from portal.auth import OPERATOR, PageUser, User
 from portal.web import render
-from rprp.mailsink import StoredMessage, read_messages
-from rprp.settings import get_settings
 
 router = APIRouter(include_in_schema=False)
 MESSAGE_ID = re.compile(r"^[0-9]{1,12}$")

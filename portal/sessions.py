@@ -20,9 +20,9 @@ from starlette.datastructures import MutableHeaders
 from starlette.requests import HTTPConnection, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from infra.db import session_scope
+from infra.settings import get_settings
 from models import PortalSession, utc_now
-from rprp.db import session_scope
-from rprp.settings import get_settings
 
 COOKIE = "rprp_session"
 

@@ -17,12 +17,12 @@ from fastapi import APIRouter, Request, status
 from fastapi.responses import RedirectResponse, Response
 from sqlmodel import func, select
 
+from infra.db import session_scope
+from infra.settings import get_settings
 from models import PortalUser, utc_now
 from portal.auth import _safe_next, sign_in_session
 from portal.users import EMAIL, ROLE_NAMES
 from portal.web import render
-from rprp.db import session_scope
-from rprp.settings import get_settings
 
 log = logging.getLogger("rprp.portal.sso")
 router = APIRouter(include_in_schema=False)

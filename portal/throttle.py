@@ -13,9 +13,9 @@ from datetime import datetime, timedelta
 
 from sqlmodel import col, delete, func, select
 
+from infra.db import session_scope
+from infra.settings import get_settings
 from models import SignInFailure, as_utc, utc_now
-from rprp.db import session_scope
-from rprp.settings import get_settings
 
 
 @dataclass(frozen=True)

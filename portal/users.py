@@ -14,9 +14,9 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlmodel import Session, col, delete, func, select
 
+from infra.db import session_scope
+from infra.settings import get_settings
 from models import PortalSession, PortalUser, utc_now
-from rprp.db import session_scope
-from rprp.settings import get_settings
 
 ROLE_NAMES = ("psd", "psd-decision-maker", "reviewer", "analyst", "operator")
 MIN_PASSWORD = 12

@@ -28,7 +28,7 @@ def _prefect_credentials() -> None:
     """Commands run beside `rprp up` present its Prefect server's credentials (data dir)."""
     if os.environ.get("PREFECT_API_AUTH_STRING"):
         return
-    from rprp.settings import get_settings
+    from infra.settings import get_settings
     from rprp.stack import PREFECT_AUTH_FILE
 
     key = get_settings().resolved_data_dir / PREFECT_AUTH_FILE

@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 import os
 
-from rprp.settings import get_settings
+from infra.settings import get_settings
 
 
 def is_loopback(host: str) -> bool:
@@ -28,8 +28,8 @@ def refusals(host: str, demo_users: bool = False) -> list[str]:
     `demo_users`: it is about to create the demo sign-ins."""
     if is_loopback(host):
         return []
+    from infra.db import create_schema
     from portal.users import default_password_users
-    from rprp.db import create_schema
 
     settings = get_settings()
     reasons = []

@@ -19,8 +19,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from infra.settings import PROJECT_ROOT
 from rprp.processes import LOOPBACK, Service, free_port, http_ok
-from rprp.settings import PROJECT_ROOT
 
 POOL = "rprp-pool"
 DEPLOY_SCRIPT = PROJECT_ROOT / "deployments" / "deploy.py"

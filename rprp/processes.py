@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from rprp.settings import PROJECT_ROOT
+from infra.settings import PROJECT_ROOT
 
 LOOPBACK = "127.0.0.1"
 

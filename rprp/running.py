@@ -16,7 +16,7 @@ import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from rprp.settings import get_settings, reset_settings
+from infra.settings import get_settings, reset_settings
 
 STATE_FILE = "stack.json"
 

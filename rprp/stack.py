@@ -25,11 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from rprp.mailsink import MailSink
+from infra.mailsink import MailSink
+from infra.settings import PROJECT_ROOT, Settings
 from rprp.prefect_server import POOL, PrefectServer, asyncpg_url
 from rprp.processes import LOOPBACK, Interrupted, Service, StackError, http_ok, port_is_free
 from rprp.running import RunningStack, remove_state, write_state
-from rprp.settings import PROJECT_ROOT, Settings
 
 WORKER_LIMIT = 4  # a process worker with no limit crashes runs on SQLite: "database is locked"
 DEFAULT_PREFECT_PORT = 4200

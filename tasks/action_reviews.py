@@ -12,9 +12,9 @@ from typing import Any
 
 from sqlmodel import Session
 
+from infra.db import session_scope
 from models import Case, as_utc
 from models.enums import CaseState
-from rprp.db import session_scope
 from tasks import answers, letters, steps
 from tasks.casework import Wait, action_review_wait, enter, record_rejection
 from tasks.people import NotAllowedToDecide, check_entitled

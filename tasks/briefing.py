@@ -12,9 +12,9 @@ import re
 
 from sqlmodel import Session, select
 
+from infra.db import session_scope
 from models import Account, Case, Deadline
 from models.enums import DeadlineStatus
-from rprp.db import session_scope
 from tasks.casework import Wait, last_rejection
 from tasks.deadlines import date_text
 from tasks.discussion_invitation import current_invitation

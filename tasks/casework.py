@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy.orm import object_session
 from sqlmodel import Session, select
 
+from infra.db import session_scope
 from models import Account, ActionReview, AuditEvent, Case, Decision, Officer, as_utc
 from models.enums import (
     TERMINAL_STATES,
@@ -28,7 +29,6 @@ from models.enums import (
     DeadlineStatus,
     EmploymentStatus,
 )
-from rprp.db import session_scope
 from tasks import answers, letters, steps
 from tasks.calendar import LONDON
 from tasks.deadlines import account_deadline, date_text, policy, set_working_day_target

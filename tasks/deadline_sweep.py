@@ -21,10 +21,10 @@ from datetime import UTC, date, datetime, timedelta
 
 from sqlmodel import Session, select
 
+from infra.db import session_scope
+from infra.settings import get_settings
 from models import ActionReview, Case, Deadline, Officer, Report, as_utc, to_db
 from models.enums import TERMINAL_STATES, CaseState, DeadlineKind, DeadlineStatus
-from rprp.db import session_scope
-from rprp.settings import get_settings
 from tasks import letters
 from tasks.calendar import LONDON, WorkingCalendar, england_and_wales, working_day_deadline
 from tasks.casework import mark_no_account

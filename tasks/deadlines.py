@@ -6,9 +6,9 @@ from datetime import UTC, date, datetime
 
 from sqlmodel import Session, select
 
+from infra.settings import get_settings
 from models import Case, Deadline, as_utc, to_db
 from models.enums import DeadlineKind, DeadlineStatus
-from rprp.settings import get_settings
 from tasks.calendar import LONDON, england_and_wales, working_day_deadline
 
 

@@ -20,6 +20,8 @@ from typing import Any
 from icalendar import Calendar, Event, vCalAddress, vText
 from sqlmodel import Session, col, select
 
+from infra.db import session_scope
+from infra.settings import get_settings
 from models import Case, Deadline, DiscussionInvitation, Officer, as_utc
 from models.choices import DiscussionChoice
 from models.enums import (
@@ -30,12 +32,10 @@ from models.enums import (
     MeetingFormat,
     MeetingOutcome,
 )
-from rprp.db import session_scope
-from rprp.settings import get_settings
 from tasks.calendar import LONDON, england_and_wales
 from tasks.deadlines import date_text
 from tasks.links import case_link
-from tasks.notify import Attachment, enqueue
+from tasks.outbox import Attachment, enqueue
 from tasks.records import audit, officer_of
 
 SUMMARY = "Reflective Practice Review Discussion"

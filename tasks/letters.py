@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlmodel import Session, select
 
+from infra.settings import get_settings
 from models import (
     Account,
     Action,
@@ -24,12 +25,11 @@ from models import (
     as_utc,
 )
 from models.enums import ActionType, CaseState, DeadlineKind, DeadlineStatus, ReviewBody
-from rprp.settings import get_settings
 from tasks import steps
 from tasks.calendar import england_and_wales
 from tasks.deadlines import date_text, set_deadline, working_days_after
 from tasks.links import case_link, flow_run_link
-from tasks.notify import enqueue
+from tasks.outbox import enqueue
 
 S = CaseState
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from itsdangerous import BadSignature, URLSafeSerializer
 
-from rprp.settings import get_settings
+from infra.settings import get_settings
 
 ACCOUNT_SALT = "rprp-account-link-v1"
 

@@ -6,9 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 from sqlmodel import Session
 
+from infra.settings import get_settings
 from models import Case, Officer, as_utc
 from models.enums import CaseState, DeadlineKind
-from rprp.settings import get_settings
 from tasks import letters
 from tasks.deadlines import date_text, set_deadline, working_days_after
 from tasks.links import account_link, account_token

@@ -27,8 +27,8 @@ from prefect.exceptions import ObjectNotFound
 from prefect.states import Cancelled, Scheduled
 from sqlmodel import select
 
+from infra.db import session_scope
 from models import ActionReview, Case
-from rprp.db import session_scope
 
 CASE_DEPLOYMENT = "rprp-case/rprp-case"
 ACTION_REVIEW_DEPLOYMENT = "rprp-action-review/rprp-action-review"

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlmodel import Session, select
 
+from infra.db import session_scope
 from models import (
     Action,
     ActionReview,
@@ -21,7 +22,6 @@ from models import (
 )
 from models.choices import Agreement, ReviewOutcome
 from models.enums import ActionStatus, ActionType, DeadlineKind
-from rprp.db import session_scope
 from tasks import letters
 from tasks.calendar import LONDON, england_and_wales
 from tasks.deadlines import date_text, set_deadline

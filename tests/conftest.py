@@ -31,7 +31,7 @@ def session_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session", autouse=True)
 def case_database(session_dir: Path) -> Iterator[str]:
     """One case DB for the session, migrated to head; PostgreSQL when asked for."""
-    from rprp.settings import reset_settings
+    from infra.settings import reset_settings
 
     base = os.environ.get("RPRP_TEST_DATABASE_URL", "")
     if base:
@@ -48,12 +48,12 @@ def case_database(session_dir: Path) -> Iterator[str]:
         "RPRP_PREFECT_UI_URL": "http://127.0.0.1:4200",
     })
     reset_settings()
-    from rprp.migrations import upgrade_to_head
+    from infra.migrations import upgrade_to_head
 
     upgrade_to_head(url)
     yield url
     if base:
-        from rprp.db import engine_for
+        from infra.db import engine_for
 
         engine_for(url).dispose()
         drop_test_database(base, url)

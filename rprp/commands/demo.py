@@ -24,15 +24,15 @@ from prefect.client.orchestration import get_client  # noqa: E402
 from prefect.settings import PREFECT_API_URL  # noqa: E402
 from sqlmodel import select  # noqa: E402
 
+from infra.db import create_schema, session_scope  # noqa: E402
+from infra.settings import get_settings  # noqa: E402
 from models import Case, Deadline  # noqa: E402
 from models.choices import DiscussionChoice  # noqa: E402
 from models.enums import CaseState, DeadlineKind  # noqa: E402
 from portal.auth import User  # noqa: E402
 from portal.gateway import submit_decision  # noqa: E402
-from rprp.db import create_schema, session_scope  # noqa: E402
 from rprp.running import prefect_problem  # noqa: E402
 from rprp.samples import referral_data  # noqa: E402
-from rprp.settings import get_settings  # noqa: E402
 from tasks.calendar import england_and_wales  # noqa: E402
 from tasks.casework import mark_no_account, record_account  # noqa: E402
 from tasks.intake import ReferralIn, create_case  # noqa: E402

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from rprp.db import create_schema
-from rprp.settings import get_settings
+from infra.db import create_schema
+from infra.settings import get_settings
 
 
 def run(argv: list[str]) -> int:

@@ -51,9 +51,9 @@ def run(argv: list[str]) -> int:
 
     import uvicorn
 
-    from rprp.db import create_schema
+    from infra.db import create_schema
+    from infra.settings import get_settings
     from rprp.exposure import refusal_message
-    from rprp.settings import get_settings
 
     os.umask(0o077)  # its database, keys and logs are for this user only
     settings = get_settings()

@@ -19,7 +19,7 @@ def _env_int(name: str, default: int) -> int:
 
 
 def run(argv: list[str]) -> int:
-    from rprp.settings import get_settings, reset_settings
+    from infra.settings import get_settings, reset_settings
 
     reset_settings()
     settings = get_settings()

@@ -58,8 +58,8 @@ def _parser() -> argparse.ArgumentParser:
 def run(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
 
+    from infra.db import create_schema
     from portal import users
-    from rprp.db import create_schema
 
     create_schema()
     try:

@@ -73,7 +73,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
 @pytest.fixture(scope="session")
 def portal_url(case_database: str) -> str:
     """Chosen before anything else starts, so the worker's emails link to this portal."""
-    from rprp.settings import reset_settings
+    from infra.settings import reset_settings
 
     url = f"http://127.0.0.1:{free_port()}"
     os.environ["RPRP_PORTAL_URL"] = url
@@ -110,7 +110,7 @@ def prefect_api(portal_url: str, mail_sink, session_dir: Path) -> Iterator[str]:
     import prefect.context
     from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
 
-    from rprp.settings import reset_settings
+    from infra.settings import reset_settings
 
     server = make_prefect_server(session_dir / "prefect-home", log_dir=session_dir,
                                  auth_string=PREFECT_CREDENTIALS,

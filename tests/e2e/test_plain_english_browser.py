@@ -13,9 +13,9 @@ import pytest
 from playwright.async_api import Page, expect
 from sqlmodel import select
 
+from infra.db import session_scope
 from models import ActionReview
 from models.enums import CaseState
-from rprp.db import session_scope
 from tasks.deadline_sweep import SweepReport, start_due_reviews
 from tasks.links import flow_run_link
 from tests.e2e.conftest import PSD

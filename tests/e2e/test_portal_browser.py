@@ -12,9 +12,9 @@ import pytest
 from playwright.async_api import Page, expect
 from sqlmodel import func, select
 
+from infra.db import session_scope
 from models import Case
 from models.enums import CaseState
-from rprp.db import session_scope
 from tasks.casework import advance
 from tasks.intake import create_case
 from tasks.links import account_token

@@ -12,9 +12,9 @@ import pytest
 from playwright.async_api import Page, expect
 from sqlmodel import select
 
+from infra.db import session_scope
+from infra.settings import reset_settings
 from models import PortalUser
-from rprp.db import session_scope
-from rprp.settings import reset_settings
 from tests.support.oidc_provider import Provider, oidc_provider
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
 
-from rprp.mailsink import MailSink
+from infra.mailsink import MailSink
+from infra.settings import reset_settings
 from rprp.prefect_server import PrefectServer, register_deployments
-from rprp.settings import reset_settings
 from tests.support.database import create_test_database, drop_test_database
 from tests.support.stack import Worker, log_failures, make_prefect_server, worker_env
 

@@ -19,10 +19,10 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import WorkPoolUpdate
 from sqlmodel import select
 
+from infra.db import session_scope
+from infra.mailsink import read_messages
 from models import ActionReview, Deadline
 from models.enums import CaseState, DeadlineKind
-from rprp.db import session_scope
-from rprp.mailsink import read_messages
 from tasks.action_reviews import record_review, review_wait
 from tasks.calendar import LONDON, england_and_wales
 from tasks.casework import advance, apply_answer

@@ -13,10 +13,10 @@ import pytest
 from sqlmodel import select
 
 from flows.sweep import rprp_sweep
+from infra.db import session_scope
+from infra.mailsink import read_messages
 from models import Account, ActionReview, Deadline, Decision, Report
 from models.enums import CaseState, DeadlineKind, DeadlineStatus
-from rprp.db import session_scope
-from rprp.mailsink import read_messages
 from tests.support.cases import (
     AS_PSD,
     PSD,
@@ -337,7 +337,7 @@ async def test_public_complaint_gets_progress_and_outcome_letters(stack) -> None
 
 
 def assert_each_email_delivered_once(mail_sink, case_id: int) -> None:  # type: ignore[no-untyped-def]
-    from rprp.mailsink import read_messages
+    from infra.mailsink import read_messages
     from tasks.notify import deliver_pending  # noqa: F401
 
     keys = [m.headers.get("X-RPRP-Outbox-Key") for m in read_messages(mail_sink.directory)]
@@ -402,7 +402,7 @@ async def test_worker_killed_mid_flow_then_restarted_loses_and_repeats_nothing(s
 
 
 async def test_smtp_down_delays_mail_and_it_is_delivered_once_when_back(stack, mail_sink) -> None:
-    from rprp.mailsink import read_messages
+    from infra.mailsink import read_messages
     from tasks.notify import deliver_pending
     from tests.support.stack import eventually
 

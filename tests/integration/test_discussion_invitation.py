@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 from icalendar import Calendar
 
+from infra.db import session_scope
+from infra.mailsink import StoredMessage, read_messages
 from models.enums import CaseState
 from models.forms import DiscussionOutcome, FactFindingDecision
-from rprp.db import session_scope
-from rprp.mailsink import StoredMessage, read_messages
 from tasks.calendar import LONDON, england_and_wales
 from tasks.casework import advance, apply_answer, record_account
 from tasks.deadline_sweep import sweep

@@ -14,11 +14,11 @@ from fastapi.testclient import TestClient
 from prefect.flow_runs import aresume_flow_run
 from sqlmodel import select
 
+from infra.db import session_scope
+from infra.settings import reset_settings
 from models import AuditEvent, Decision
 from models.enums import CaseState
 from portal.app import create_app
-from rprp.db import session_scope
-from rprp.settings import reset_settings
 from tests.support.cases import (
     AS_OTHER_REVIEWER,
     AS_PSD,

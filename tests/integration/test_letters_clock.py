@@ -14,10 +14,10 @@ import pytest
 from prefect.client.orchestration import get_client
 from sqlmodel import select
 
+from infra.db import session_scope
+from infra.mailsink import read_messages
 from models import ActionReview, Report
 from models.enums import CaseState
-from rprp.db import session_scope
-from rprp.mailsink import read_messages
 from tasks.action_reviews import record_review, review_wait
 from tasks.calendar import england_and_wales
 from tasks.casework import advance, decline_account

@@ -13,22 +13,14 @@ from typing import Any
 import pytest
 from sqlmodel import select
 
+from infra.db import session_scope
+from infra.mailsink import MailSink, read_messages
+from infra.migrations import upgrade_to_head
+from infra.settings import reset_settings
 from models import Case, Officer, Outbox, as_utc
 from models.enums import Rank
-from rprp.db import session_scope
-from rprp.mailsink import MailSink, read_messages
-from rprp.migrations import upgrade_to_head
-from rprp.settings import reset_settings
-from tasks.notify import (
-    KIND_CONTEXT,
-    deliver_pending,
-    enqueue,
-    failed_count,
-    message_id,
-    pending_count,
-    render_email,
-    retry_delay,
-)
+from tasks.notify import deliver_pending, message_id, retry_delay
+from tasks.outbox import KIND_CONTEXT, enqueue, failed_count, pending_count, render_email
 
 CASE = SimpleNamespace(
     reference="RPRP-000042",

@@ -22,6 +22,9 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import delete, func, select
 
+from infra.db import session_scope
+from infra.mailsink import MailSink
+from infra.settings import get_settings, reset_settings
 from models import (
     Account,
     AuditEvent,
@@ -39,10 +42,7 @@ from models.forms import (
 )
 from portal import account_code, actions
 from portal.app import create_app
-from rprp.db import session_scope
-from rprp.mailsink import MailSink
 from rprp.samples import referral_data
-from rprp.settings import get_settings, reset_settings
 from tasks.calendar import england_and_wales
 from tasks.casework import advance, apply_answer, record_account, wait_for
 from tasks.links import account_token, flow_run_link
@@ -876,7 +876,7 @@ def test_the_case_page_shows_deadlines_decision_account_and_audit(psd: TestClien
 
 def test_the_case_page_lists_mail_given_up_by_kind_role_and_time(psd: TestClient,
                                                                   prefect) -> None:
-    """What the outbox gave up after its last attempt (tasks/notify.py, test_notify.py): PSD
+    """What the outbox gave up after its last attempt (tasks/outbox.py, test_notify.py): PSD
     sees what it was, to whom by role, and when; never its subject, body or address."""
     case_id = refer(psd)["case_id"]
     serve_notice(case_id)

@@ -13,10 +13,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import select
 
+from infra.db import session_scope
 from models import AccountCode, AuditEvent, PortalSession, utc_now
 from portal import account_code, actions, throttle, users
 from portal.app import create_app
-from rprp.db import session_scope
 from tasks.casework import record_account
 from tests.integration import test_portal_api as portal_api
 
@@ -202,7 +202,7 @@ def test_only_psd_and_operators_read_the_outbox(client: TestClient) -> None:
 
 
 def test_the_app_starts_without_bootstrap_users(monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    from rprp.settings import reset_settings
+    from infra.settings import reset_settings
 
     monkeypatch.setenv("RPRP_PORTAL_USERS", "")
     reset_settings()
@@ -217,8 +217,8 @@ def test_the_app_starts_without_bootstrap_users(monkeypatch) -> None:  # type: i
 @pytest.fixture
 def officer_mail(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
     """A real SMTP server on loopback that the portal sends the one-time code to."""
-    from rprp.mailsink import MailSink
-    from rprp.settings import reset_settings
+    from infra.mailsink import MailSink
+    from infra.settings import reset_settings
 
     with MailSink(tmp_path / "officer-mail", port=0) as sink:
         monkeypatch.setenv("RPRP_SMTP_HOST", sink.host)

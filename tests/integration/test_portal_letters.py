@@ -12,10 +12,10 @@ from datetime import date, timedelta
 from fastapi.testclient import TestClient
 from sqlmodel import select
 
+from infra.db import session_scope
 from models import Deadline, Report
 from models.enums import CaseState, DeadlineKind, DeadlineStatus
 from portal import account_code, actions
-from rprp.db import session_scope
 from tasks.casework import advance, apply_answer
 from tests.integration.test_portal_api import (  # noqa: F401  (fixtures)
     PSD_AUTH,

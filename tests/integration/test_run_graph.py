@@ -15,9 +15,9 @@ from prefect.client.schemas.sorting import TaskRunSort
 from sqlmodel import select
 
 from flows.sweep import rprp_sweep
+from infra.db import session_scope
 from models import Action, ActionReview
 from models.enums import CaseState
-from rprp.db import session_scope
 from tests.support.cases import (
     case_row,
     decide,

@@ -8,9 +8,9 @@ from datetime import date
 
 import pytest
 
+from infra.db import session_scope
 from models.enums import CaseState
 from models.forms import FactFindingChoice, FactFindingDecision, ReportForm
-from rprp.db import session_scope
 from tasks.action_reviews import review_wait
 from tasks.briefing import describe
 from tasks.casework import advance, apply_answer, record_account, wait_for

@@ -28,10 +28,10 @@ from prefect.states import Paused
 from sqlmodel import select
 
 from flows.sweep import SweepFailed, rprp_sweep
+from infra.db import session_scope
+from infra.mailsink import read_messages
 from models import Deadline
 from models.enums import DeadlineKind
-from rprp.db import session_scope
-from rprp.mailsink import read_messages
 from tasks import deadline_sweep, orchestration
 from tasks.calendar import LONDON
 from tasks.casework import advance

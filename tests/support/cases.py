@@ -11,11 +11,11 @@ from prefect.client.orchestration import get_client
 from pydantic import BaseModel
 from sqlmodel import select
 
+from infra.db import session_scope
 from models import AuditEvent, Case, Outbox
 from models.enums import CaseState
 from portal.auth import PSD_DECISION_MAKER, User
 from portal.gateway import submit_decision
-from rprp.db import session_scope
 from rprp.samples import PSD, REVIEWER, referral_data
 from rprp.samples import report_answer as report_answer  # the tests' answers are the product's
 from tasks.casework import Wait, record_account

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from sqlmodel import delete, func, select
 
+from infra.db import session_scope
 from models import PortalSession, PortalUser, SignInFailure
 from portal import users
-from rprp.db import session_scope
 
 
 def use_sign_ins(entries: str) -> None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from sqlmodel import func, select
 
+from infra.db import session_scope
 from models import AuditEvent, Case, Deadline, Outbox
 from models.enums import CaseState, DeadlineStatus
 from models.state import IllegalTransition
-from rprp.db import session_scope
 from tasks.casework import advance, enter, record_account
 from tasks.intake import create_case
 from tasks.records import lock_case, transition

@@ -12,10 +12,10 @@ import pytest
 from icalendar import Calendar
 from sqlmodel import select
 
+from infra.db import session_scope
 from models import AuditEvent, Case, DiscussionInvitation, Outbox
 from models.enums import CaseState, InvitationStatus, MeetingOutcome
 from models.forms import DiscussionOutcome, FactFindingChoice, FactFindingDecision
-from rprp.db import session_scope
 from tasks.briefing import describe
 from tasks.calendar import LONDON, england_and_wales
 from tasks.casework import advance, apply_answer, close_externally, record_account, wait_for

@@ -14,6 +14,8 @@ from sqlalchemy import func, update
 from sqlmodel import col, select
 
 from flows.case_lifecycle import form_for
+from infra.db import session_scope
+from infra.settings import reset_settings
 from models import AuditEvent, Deadline, Officer, Outbox, Report
 from models.enums import CaseState, DeadlineKind, DeadlineStatus
 from models.forms import (
@@ -24,8 +26,6 @@ from models.forms import (
     ReportForm,
     authority_decision_form,
 )
-from rprp.db import session_scope
-from rprp.settings import reset_settings
 from tasks.action_reviews import record_review, review_wait
 from tasks.calendar import LONDON, england_and_wales
 from tasks.casework import (
@@ -307,7 +307,7 @@ def test_an_unknown_ending_in_the_review_policy_is_refused(
         monkeypatch: pytest.MonkeyPatch) -> None:
     from pydantic import ValidationError
 
-    from rprp.settings import Settings
+    from infra.settings import Settings
 
     monkeypatch.setenv("RPRP_REVIEW_RIGHTS_ENDINGS", "closed_nfa,closed")
     with pytest.raises(ValidationError, match="unknown endings"):

@@ -7,7 +7,7 @@ from alembic.migration import MigrationContext
 from sqlmodel import SQLModel
 
 import models  # noqa: F401  (registers the tables)
-from rprp.db import get_engine
+from infra.db import get_engine
 
 
 def test_migrated_database_matches_the_models(case_database: str) -> None:

@@ -13,11 +13,11 @@ import aiosmtplib
 import pytest
 from sqlmodel import select
 
+from infra.db import session_scope
+from infra.settings import Settings
 from models import Outbox
 from models.enums import OutboxStatus
-from rprp.db import session_scope
-from rprp.settings import Settings
-from tasks import notify
+from tasks import notify, outbox
 
 CASE = SimpleNamespace(reference="RPRP-000099", rprp_reason="Reason", allegation_category="Cat",
                        public_summary="Summary")
@@ -31,7 +31,7 @@ def row_key() -> Iterator[str]:
     """One queued email, taken out of the session's outbox afterwards."""
     key = f"attempts-{uuid.uuid4().hex}"
     with session_scope() as session:
-        assert notify.enqueue(session, key=key, kind="case_closed", recipient="x@force.example",
+        assert outbox.enqueue(session, key=key, kind="case_closed", recipient="x@force.example",
                               context={"case": CASE, "officer": None, "outcome_label": "Closed",
                                        "case_link": "http://portal.example/cases/99"})
     yield key
@@ -62,7 +62,7 @@ def fail_once(key: str, exc: BaseException, max_attempts: int) -> bool:
 
 
 def test_a_refused_message_is_given_up_after_its_last_attempt(row_key: str) -> None:
-    before = notify.failed_count()
+    before = outbox.failed_count()
     for attempt in range(1, 3):
         assert fail_once(row_key, REFUSED, max_attempts=3) is False
         assert (row(row_key).status, row(row_key).attempts) == (OutboxStatus.PENDING, attempt)
@@ -70,7 +70,7 @@ def test_a_refused_message_is_given_up_after_its_last_attempt(row_key: str) -> N
     given_up = row(row_key)
     assert (given_up.status, given_up.attempts) == (OutboxStatus.FAILED, 3)
     assert "SMTPRecipientsRefused" in given_up.last_error
-    assert notify.failed_count() == before + 1
+    assert outbox.failed_count() == before + 1
     assert given_up.id not in notify._due_ids(10_000)  # never tried again
     assert given_up.id is not None and notify._claim(given_up.id, 60) is None
 

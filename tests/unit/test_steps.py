@@ -10,11 +10,11 @@ from typing import Any
 import pytest
 from sqlmodel import select
 
+from infra.db import session_scope
+from infra.settings import get_settings
 from models import ActionReview, AuditEvent, Case, Deadline, Decision, Officer, Outbox
 from models.enums import TERMINAL_STATES, CaseState, DeadlineKind, DeadlineStatus
 from models.forms import FORMS
-from rprp.db import session_scope
-from rprp.settings import get_settings
 from tasks import decisions, steps
 from tasks.calendar import LONDON, england_and_wales
 from tasks.casework import (

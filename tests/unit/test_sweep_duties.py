@@ -15,9 +15,9 @@ import pytest
 from sqlalchemy import func, update
 from sqlmodel import col, select
 
+from infra.db import session_scope
 from models import Case, Deadline, Outbox
 from models.enums import DeadlineKind, DeadlineStatus
-from rprp.db import session_scope
 from tasks import deadline_sweep, letters
 from tasks.calendar import LONDON, england_and_wales, working_day_deadline
 from tasks.casework import advance

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from infra.settings import reset_settings
 from rprp.cli import main
-from rprp.settings import reset_settings
 
 PASSWORD = "correct-horse-battery"
 
@@ -86,7 +86,7 @@ def test_add_list_disable_and_reset_password(data: Path, capsys, monkeypatch) ->
 
 
 def test_what_the_product_creates_is_for_its_user_only(data: Path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    from rprp.settings import get_settings
+    from infra.settings import get_settings
 
     assert rprp(capsys, monkeypatch, "users", "list")[0] == 0  # under umask 022 before
     assert mode(data) == 0o700
@@ -118,8 +118,8 @@ def test_loopback_needs_none_of_it(data: Path, host: str) -> None:
 
 
 def test_a_demo_password_still_in_use_is_named(data: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from infra.db import create_schema
     from portal.users import DEMO_USERS, ensure_demo_users, reset_password
-    from rprp.db import create_schema
     from rprp.exposure import refusals
 
     monkeypatch.setenv("PREFECT_SERVER_API_AUTH_STRING", "admin:a-long-secret")

@@ -5,8 +5,8 @@ from __future__ import annotations
 from alembic import command
 from alembic.config import Config
 
-from rprp.db import normalise_url
-from rprp.settings import PROJECT_ROOT
+from infra.db import normalise_url
+from infra.settings import PROJECT_ROOT
 
 
 def alembic_config(database_url: str) -> Config:

@@ -11,7 +11,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, create_engine
 
-from rprp.settings import get_settings
+from infra.settings import get_settings
 
 
 def normalise_url(url: str) -> str:
@@ -64,7 +64,7 @@ def session_scope() -> Iterator[Session]:
 
 def create_schema() -> None:
     """Bring the schema up to date through the migrations, so upgrades never lose cases."""
-    from rprp.migrations import upgrade_to_head
+    from infra.migrations import upgrade_to_head
 
     url = get_settings().case_database_url
     upgrade_to_head(url)

@@ -4,7 +4,7 @@ Real SMTP on loopback, so the sender is exercised exactly as in production; mess
 numbered `.eml` files plus one JSON line each in `index.jsonl`, which the portal's outbox page
 and the tests read back with `read_messages`.
 
-    python -m rprp.mailsink --port 1025 --dir .rprp/mail
+    python -m infra.mailsink --port 1025 --dir .rprp/mail
 """
 
 from __future__ import annotations
@@ -174,7 +174,7 @@ def read_messages(directory: Path) -> list[StoredMessage]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m rprp.mailsink",
+    parser = argparse.ArgumentParser(prog="python -m infra.mailsink",
                                      description="Local SMTP server that keeps every message.")
     parser.add_argument("--port", type=int, default=1025)
     parser.add_argument("--host", default="127.0.0.1")
@@ -183,7 +183,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     directory = args.dir
     if directory is None:
-        from rprp.settings import get_settings
+        from infra.settings import get_settings
 
         directory = get_settings().resolved_data_dir / "mail"
     stop = threading.Event()
