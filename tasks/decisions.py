@@ -35,8 +35,10 @@ from tasks.answers import refusal as refusal
 from tasks.answers import today_in_london as today_in_london
 from tasks.answers import unseal as unseal
 from tasks.answers import verified_submission as verified_submission
+from tasks.discussion_invitation import invitation_problems
 from tasks.records import officer_of
 from tasks.report import open_actions
+from tasks.steps import StepKind
 
 ACTION_REVIEW = step_table.StepKind.ACTION_REVIEW
 
@@ -216,6 +218,9 @@ def take(session: Session, case: Case, step: Step, data: Any, decided_by: str,
     answer, errors = parse_answer(step.form, data)
     if answer is not None:
         errors = problems(session, case, step.wait.kind, answer, now)
+        if step.wait.kind == StepKind.DISCUSSION_OUTCOME:
+            # The flow applies these again (and records a refusal); here they are said at once.
+            errors += invitation_problems(session, case, answer, now)
     if errors or answer is None:
         return None, errors, None
     forwarded = step.form.model_validate(seal(session, case, step, answer.model_dump(mode="json")))

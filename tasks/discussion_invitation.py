@@ -195,6 +195,42 @@ def apply_discussion_answer(session: Session, case: Case, answer: Any, decider: 
     return record_outcome(session, case, current, OUTCOMES[choice], answer.held_on, decider, now)
 
 
+def invitation_problems(session: Session, case: Case, answer: Any,
+                        now: datetime | None = None) -> list[str]:
+    """What `apply_discussion_answer` would refuse, found without changing anything.
+
+    The gateway asks this before Prefect sees the answer, so a reviewer whose invitation breaks
+    a rule (no date, a time in the past, nothing to move) is told at once in the Resume form,
+    with what they typed still in it, instead of seeing "resumed" and a refusal later.
+    """
+    now = as_utc(now or datetime.now(UTC))
+    choice = answer.choice
+    current = current_invitation(session, case)
+    try:
+        if choice is DiscussionChoice.INVITE:
+            if current is not None:
+                raise InvitationRejected(f"The officer is already invited, {describe(current)}: "
+                                         "choose 'Move the meeting' to change it")
+            check_proposal(proposal_from(answer).starts_at, now, None)
+        elif choice is DiscussionChoice.MOVE:
+            if current is None:
+                raise InvitationRejected("There is no invitation to move: choose 'Invite the "
+                                         "officer'")
+            check_proposal(proposal_from(answer).starts_at, now, None)
+        elif choice is DiscussionChoice.CANCEL:
+            if current is None:
+                raise InvitationRejected("There is no invitation to cancel")
+        elif current is None and choice is DiscussionChoice.DID_NOT_ATTEND:
+            raise InvitationRejected("The officer has not been sent an invitation, so "
+                                     "non-attendance cannot be recorded: choose 'Invite the "
+                                     "officer' first")
+        elif current is None and answer.held_on is None:
+            raise InvitationRejected("Enter the date the discussion was held")
+    except InvitationRejected as exc:
+        return [str(exc)]
+    return []
+
+
 def _send_version(session: Session, case: Case, officer: Officer, proposal: Proposal,
                   decider: str, now: datetime, previous: DiscussionInvitation | None) -> None:
     target = discussion_target(session, case)

@@ -13,7 +13,7 @@ from icalendar import Calendar
 from sqlmodel import select
 
 from infra.db import session_scope
-from models import AuditEvent, Case, DiscussionInvitation, Outbox
+from models import AuditEvent, Case, DecisionSubmission, DiscussionInvitation, Outbox
 from models.enums import CaseState, InvitationStatus, MeetingOutcome
 from models.forms import DiscussionOutcome, FactFindingChoice, FactFindingDecision
 from tasks.briefing import describe
@@ -35,6 +35,13 @@ S = CaseState
 INVITE = "Invite the officer: send the date, time and place below"
 MOVE = "Move the meeting: send a new invitation with the date, time and place below"
 CANCEL = "Cancel the meeting: withdraw the invitation"
+
+
+@pytest.fixture(autouse=True)
+def flow_rules_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests are of the flow's own rules (it verifies, not trusts), so the gateway's
+    pre-check of the same rules is off here; test_the_gateway_refuses_... tests it."""
+    monkeypatch.setattr("tasks.decisions.invitation_problems", lambda *args, **kwargs: [])
 
 
 def working_days_ahead(n: int) -> date:
@@ -290,3 +297,37 @@ def test_a_refusal_is_not_shown_again_once_the_invitation_is_accepted(case_id: i
     assert wait is not None
     text = describe(case_id, wait)
     assert "Invitation:" in text and "not accepted" not in text
+
+
+def test_the_gateway_refuses_a_broken_invitation_at_once_and_stores_nothing(
+        case_id: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The reviewer learns in the Resume form itself (Prefect never sees the answer), instead
+    of seeing "resumed" and the flow's refusal later."""
+    monkeypatch.undo()
+    wait = advance(case_id)[1]
+    assert wait is not None
+    yesterday = (datetime.now(LONDON).date() - timedelta(days=1)).isoformat()
+    cases = {
+        "To invite the officer or move the meeting, enter the date of the meeting": dict(
+            choice=INVITE, meeting_time="10:00", place="Interview room 2"),
+        "is in the past": dict(choice=INVITE, meeting_date=yesterday, meeting_time="10:00",
+                               place="Interview room 2"),
+        "There is no invitation to move": dict(choice=MOVE, meeting_date=yesterday,
+                                               meeting_time="10:00", place="Room 2"),
+        "There is no invitation to cancel": dict(choice=CANCEL),
+        "non-attendance cannot be recorded": dict(choice="Officer did not attend"),
+    }
+    for expected, values in cases.items():
+        with pytest.raises(AssertionError, match=expected):
+            through_gateway(case_id, wait, values)
+    with session_scope() as session:
+        assert session.exec(select(DecisionSubmission)
+                            .where(DecisionSubmission.case_id == case_id,
+                                   DecisionSubmission.step_key == wait.key)).all() == []
+    assert versions(case_id) == [] and mail(case_id, "discussion_invitation") == []
+    assert case_row(case_id).rejected_inputs == 0
+
+    # A good invitation still goes through.
+    through_gateway(case_id, wait, dict(choice=INVITE,
+                                        meeting_date=working_days_ahead(2).isoformat(),
+                                        meeting_time="10:00", place="Interview room 2"))
