@@ -874,6 +874,32 @@ def test_the_case_page_shows_deadlines_decision_account_and_audit(psd: TestClien
     assert psd.get("/cases/99999999").status_code == 404
 
 
+def test_the_case_page_shows_no_raw_codes_and_asks_no_one_who_they_are(psd: TestClient,
+                                                                      prefect) -> None:
+    """Issue 9's raw codes and issue 10's decider: calendar ids only in their details line, the
+    wait in words (not "Waiting for: waiting for ..."), no "None", and no form said to need an
+    email address (the decider is the person signed in)."""
+    case_id = refer(psd)["case_id"]
+    serve_notice(case_id)
+    page = psd.get(f"/cases/{case_id}").text
+    assert "Waiting for the officer&#39;s account." in page
+    assert "waiting for waiting" not in page.lower() and ">None<" not in page
+    with session_scope() as session:
+        (version,) = set(session.exec(select(Deadline.calendar_version).where(
+            Deadline.case_id == case_id)))
+    before, details, after = page.partition('id="calendar-versions"')
+    assert details and version not in before and version in after.split("</details>")[0]
+    assert version not in after.split("</details>", 1)[1]
+    listing = psd.get("/cases").text
+    assert version not in listing and ">None<" not in listing
+
+    record_account(case_id, 1, "My account of the stop, in enough words.")
+    advance(case_id)
+    page = psd.get(f"/cases/{case_id}").text
+    assert 'id="pending-decision"' in page and "Fact-finding decision" in page
+    assert "email address in the form" not in page
+
+
 def test_the_case_page_lists_mail_given_up_by_kind_role_and_time(psd: TestClient,
                                                                   prefect) -> None:
     """What the outbox gave up after its last attempt (tasks/outbox.py, test_notify.py): PSD
