@@ -209,6 +209,8 @@ def free_port() -> int:
 def test_every_kind_renders_with_its_key_phrases(kind: str) -> None:
     email = render_email(kind, sample(kind, force_name="Northshire Police"))
     assert email.subject and "\n" not in email.subject
+    # Issue 9: subjects once started with a space (the template's line break).
+    assert email.subject == email.subject.strip() and "  " not in email.subject
     for phrase in PHRASES[kind]:
         assert phrase in email.text, (kind, phrase)
         assert phrase in email.html.replace("<strong>", "").replace("</strong>", ""), (kind, phrase)
