@@ -74,3 +74,18 @@ def test_an_analyst_gets_nothing_and_a_reviewer_changes_nothing_through_the_gate
                          ("POST", "automations/"), ("POST", "concurrency_limits/"),
                          ("PUT", "block_documents/x"), ("POST", "work_pools/")):
         assert decide(reviewer, method, path, b"{}", None).refusal == READ_ONLY, path  # type: ignore[arg-type]
+
+
+def test_an_operator_has_the_whole_of_prefect_through_the_gateway() -> None:
+    """Issue 10: 'An operator role has Prefect's full UI' (the reviewer's refusals above are
+    not an operator's)."""
+    from portal.auth import User
+    from portal.gateway_policy import Rule, decide
+
+    operator = User("Olu Operator", "olu@force.example", frozenset({"operator"}))
+    run = "11111111-1111-1111-1111-111111111111"
+    for method, path in (("DELETE", f"flow_runs/{run}"), ("POST", f"flow_runs/{run}/set_state"),
+                         ("PATCH", "deployments/x"), ("POST", "variables/"),
+                         ("POST", "automations/"), ("PUT", "block_documents/x"),
+                         ("POST", "work_pools/"), ("GET", "flow_runs/filter")):
+        assert decide(operator, method, path, b"{}", None) == Rule(), path  # type: ignore[arg-type]
