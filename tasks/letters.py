@@ -114,8 +114,8 @@ def on_enter(session: Session, case: Case, officer: Officer, now: datetime) -> N
             _send(session, case, officer, "referral_back", _psd(), occurrence,
                   referred_by=case.reviewer_name, **links)
             return
-        recipients = [(case.reviewer_email, case.reviewer_name)]
-        if step.tell_psd:
+        recipients = [(case.reviewer_email, case.reviewer_name)] if step.reviewer_may else []
+        if step.tell_psd or not step.reviewer_may:
             recipients.append((_psd(), "Professional Standards"))
         for email, name in recipients:
             _send(session, case, officer, "decision_needed", email, occurrence,
