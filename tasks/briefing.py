@@ -81,8 +81,10 @@ def describe(case_id: int, wait: Wait) -> str:
         if not officer.upp_available:
             lines.append("- UPP is not available for this officer (Performance Regulations).")
         lines += ["", f"[Open the case page]({case_link(case.id)})", "",
-                  "You decide as the person signed in: only the case's reviewer or a PSD "
-                  "decision-maker may take this step."]
+                  "You decide as the person signed in: only "
+                  + ("the case's reviewer or " if wait.declared is None or wait.declared.reviewer_may
+                     else "")
+                  + "a PSD decision-maker may take this step."]
         if rejection:
             lines += ["", f"> **The previous submission was not accepted:** {plain(rejection)}"]
         return "\n".join(lines)
@@ -113,9 +115,8 @@ def checklist_lines(session: Session, case: Case) -> list[str]:
         return []
     checks = report_check.checklist(json.loads(draft.content))
     lines = ["", f"**Checklist (round {draft.round}):** read the report on the case page.", ""]
-    lines += [f"- {'✓' if c.ok else '✗'} {plain(c.item)}" + (f": {plain(c.missing)}"
-                                                            if c.missing else "")
-              for c in checks]
+    lines += [f"- {'✓' if c.ok else '✗'} {c.item}" + (f": {c.missing}" if c.missing else "")
+              for c in checks]  # the product's own words: nothing typed by a person
     return lines
 
 
