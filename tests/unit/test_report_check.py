@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlmodel import select
@@ -211,3 +211,20 @@ def test_the_checklist_names_each_missing_part() -> None:
         "Action 1: owner, type and due date": "no owner, no due date, no what will be done",
         "Review period set": "no review period",
     }
+
+
+def test_the_sweep_reminds_psd_once_the_checks_target_has_passed(
+        policy: pytest.MonkeyPatch) -> None:
+    from tasks.deadline_sweep import SweepReport, overdue_steps
+
+    set_policy(policy, "always")
+    reviewer = new_reviewer()
+    case_id = at_report(reviewer)
+    give(case_id, by=reviewer, now=datetime.now(UTC), **report_answer())
+    [check] = deadlines(case_id, DeadlineKind.REPORT_CHECK)
+    overdue_steps(check.due_at.replace(tzinfo=UTC) - timedelta(hours=1), SweepReport(as_of="before"))
+    assert sent(case_id, "overdue_reminder") == []
+    later = check.due_at.replace(tzinfo=UTC) + timedelta(hours=1)
+    overdue_steps(later, SweepReport(as_of="after"))
+    overdue_steps(later + timedelta(days=1), SweepReport(as_of="next day"))
+    assert sorted(sent(case_id, "overdue_reminder")) == sorted([reviewer, PSD])  # once each
