@@ -60,7 +60,8 @@ def _due_text(session: Session, case: Case) -> str:
         select(Deadline).where(Deadline.case_id == case.id, Deadline.round == case.transition_count,
                                Deadline.status == DeadlineStatus.OPEN,
                                Deadline.kind.in_([DeadlineKind.DECISION,  # type: ignore[attr-defined]
-                                                  DeadlineKind.DISCUSSION, DeadlineKind.REPORT]))
+                                                  DeadlineKind.DISCUSSION, DeadlineKind.REPORT,
+                                                  DeadlineKind.REPORT_CHECK]))
     ).first()
     return date_text(deadline.due_at) if deadline else ""
 

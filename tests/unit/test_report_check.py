@@ -145,6 +145,13 @@ def test_psd_returns_the_report_once_then_accepts_it_and_only_then_it_is_filed(
     assert give(case_id, by=reviewer, now=datetime.now(UTC), **report_answer(
         force_lessons="Supervisors to brief teams on explaining the reason for a stop",
         discussion_summary=KEEP_DISCUSSION_SUMMARY)) is S.REPORT_QUALITY_CHECK
+    from portal.actions import case_file
+
+    page = case_file(case_id)
+    assert page is not None
+    assert [r.round for r in page.report_rounds] == [1, 2]
+    assert all("discussion_summary" not in r.content for r in page.report_rounds)
+    assert page.report_rounds[0].psd_comments == COMMENTS
     assert psd(case_id, choice=ACCEPT) is S.REPORT_SUBMITTED
 
     report = report_of(case_id)
