@@ -194,6 +194,8 @@ class BenchStack:
             "RPRP_SECRET_KEY": "bench-secret-key-not-for-production",
             "RPRP_PSD_EMAIL": "psd@force.example",
             "RPRP_PSD_DECISION_MAKERS": "psd@force.example",
+            # The bench times the lifecycle it always has: the report is filed, not held for PSD.
+            "RPRP_REPORT_QUALITY_CHECK": "never",
             # The intake figure signs in as PSD: a bootstrap user, created when the portal starts.
             "RPRP_PORTAL_USERS": "psd:psd-password:psd",
             "RPRP_PORTAL_URL": self.portal_url,

@@ -5,7 +5,9 @@
                                                             └─► refer-back-to-psd ─────┤ (a new
         notice: serve-notice again; or misconduct, UPP, vetting, no further action ─► close-case)
     ┌───────────────────────────────────────────────────────────────────────────────────┘
-    └─► discussion-outcome (invite, move, then held) ─┬─► file-report ─► schedule-action-review
+    └─► discussion-outcome (invite, move, then held) ─┬─► file-report ─► report-quality-check
+            │                                          │   (PSD, by policy; a return opens
+            │                                          │    file-report again) ─► schedule-action-review
             ▲                                          │      ─► action-review (until every action
             └── non-engagement-decision ◄──────────────┘          is closed) ─► close-case
                  (re-invite; or UPP, formal proceedings ─► close-case)
@@ -114,6 +116,7 @@ refer_back_to_psd = _decision(steps.REFER_BACK_TO_PSD)
 discussion_outcome = _decision(steps.DISCUSSION_OUTCOME)
 non_engagement_decision = _decision(steps.NON_ENGAGEMENT_DECISION)
 file_report = _decision(steps.FILE_REPORT)
+report_quality_check = _decision(steps.REPORT_QUALITY_CHECK)
 
 
 @task(name=steps.ACTION_REVIEW.name, cache_policy=NO_CACHE, persist_result=False)
@@ -167,6 +170,8 @@ async def rprp_case(case_id: int) -> str:
                 await decide(non_engagement_decision, steps.NON_ENGAGEMENT_DECISION, here)
             case S.DISCUSSION_HELD:
                 await decide(file_report, steps.FILE_REPORT, here)
+            case S.REPORT_QUALITY_CHECK:
+                await decide(report_quality_check, steps.REPORT_QUALITY_CHECK, here)
             case S.REPORT_SUBMITTED:
                 step(schedule_action_review, steps.SCHEDULE_ACTION_REVIEW, here)
             case S.ACTIONS_MONITORING:

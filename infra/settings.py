@@ -9,6 +9,7 @@ import os
 import secrets
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -95,6 +96,13 @@ class Settings(BaseSettings):
     discussion_target_working_days: int = Field(default=15, description="*policy*")
     report_target_working_days: int = Field(default=10, description="*policy*")
     decision_target_working_days: int = Field(default=5, description="*policy* paused decisions")
+    report_quality_check: Literal["always", "first_n", "never"] = Field(
+        default="first_n", description="*policy* PSD checks a report before it is filed: every "
+        "report, a reviewer's first N reports only, or none")
+    report_quality_check_first_n: int = Field(
+        default=3, description="*policy* with first_n: how many of a reviewer's reports PSD checks")
+    report_check_target_working_days: int = Field(
+        default=3, description="*policy* PSD's target for the quality check of a report")
     complainant_update_days: int = Field(default=28, description="Law: at least every 4 weeks")
     outcome_letter_working_days: int = Field(default=5, description="Law: outcome within 5 WD")
     review_application_days: int = Field(
@@ -133,7 +141,8 @@ class Settings(BaseSettings):
 
     @field_validator("account_working_days", "discussion_target_working_days",
                      "report_target_working_days", "decision_target_working_days",
-                     "pdr_reminder_working_days")
+                     "pdr_reminder_working_days", "report_check_target_working_days",
+                     "report_quality_check_first_n")
     @classmethod
     def _positive(cls, value: int) -> int:
         if value < 1:

@@ -20,11 +20,13 @@ from models.case import (
     to_db,
     utc_now,
 )
+from models.report_check import ReportDraft
 from models.user import AccountCode, PortalSession, PortalUser, SignInFailure
 
 __all__ = [
     "Account", "AccountCode", "Action", "ActionReview", "ActionReviewNote", "AuditEvent", "Case",
     "Deadline", "Decision", "DecisionSubmission", "DiscussionInvitation", "MonitoringRecord",
-    "Officer", "Outbox", "PortalSession", "PortalUser", "Report", "SealedText", "SignInFailure",
+    "Officer", "Outbox", "PortalSession", "PortalUser", "Report", "ReportDraft",
+    "SealedText", "SignInFailure",
     "as_utc", "to_db", "utc_now",
 ]

@@ -73,3 +73,15 @@ class ActionChoice(StrEnum):
 class ReviewOutcome(StrEnum):
     CLOSE = "Completed: close this action"
     KEEP_OPEN = "Not yet complete: keep open"
+
+
+class QualityCheckChoice(StrEnum):
+    """PSD's answer to the quality check of a report (seed 001)."""
+
+    ACCEPT = "Accept: file the report to the appropriate authority"
+    RETURN = "Return it to the reviewer with comments"
+
+
+# What the reviewer leaves in the discussion summary to keep the one they gave before PSD
+# returned the report (that text is sealed in the case DB, so the form cannot show it).
+KEEP_DISCUSSION_SUMMARY = "(unchanged: keep the summary I gave before)"

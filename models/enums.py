@@ -21,6 +21,7 @@ class CaseState(StrEnum):
     DISCUSSION_HELD = "discussion_held"
     NON_ENGAGEMENT_REVIEW = "non_engagement_review"
     REPORT_SUBMITTED = "report_submitted"
+    REPORT_QUALITY_CHECK = "report_quality_check"  # added with the PSD check: values only added
     ACTIONS_MONITORING = "actions_monitoring"
     CLOSED_COMPLETE = "closed_complete"
     CLOSED_NFA = "closed_nfa"
@@ -41,6 +42,7 @@ class CaseState(StrEnum):
 
 STATE_LABELS = {
     CaseState.REFERRED_BACK: "Referred back to the appropriate authority",
+    CaseState.REPORT_QUALITY_CHECK: "Report with PSD for its quality check",
     CaseState.CLOSED_COMPLETE: "Closed: complete",
     CaseState.CLOSED_NFA: "Closed: no further action",
     CaseState.ESCALATED_UPP: "Escalated: unsatisfactory performance procedures (UPP)",
@@ -188,6 +190,7 @@ class DeadlineKind(StrEnum):
     COMPLAINANT_UPDATE = "complainant_update"
     OUTCOME_LETTER = "outcome_letter"
     PDR = "pdr"
+    REPORT_CHECK = "report_check"
 
     @property
     def label(self) -> str:
@@ -203,6 +206,7 @@ DEADLINE_LABELS = {
     DeadlineKind.COMPLAINANT_UPDATE: "Progress update to the complainant",
     DeadlineKind.OUTCOME_LETTER: "Outcome letter to the complainant",
     DeadlineKind.PDR: "Report discussed at the officer's PDR",
+    DeadlineKind.REPORT_CHECK: "PSD's quality check of the report",
 }
 
 

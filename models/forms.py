@@ -36,6 +36,7 @@ from models.choices import (
     FactFindingChoice,
     FactFindingOutcomeChoice,
     NonEngagementChoice,
+    QualityCheckChoice,
     ReviewOutcome,
 )
 from models.enums import MeetingFormat
@@ -106,6 +107,16 @@ class ReportForm(RunInput):
     agreed_on: date = Field(title=AGREED_ON_TITLE)
     agreement: Agreement = Field(title="Does the officer agree the report?")
     officer_comments: str = Field(default="", max_length=5000, title="Officer's comments")
+
+
+class ReportQualityCheck(RunInput):
+    """PSD's check of a submitted report before it is filed."""
+
+    choice: QualityCheckChoice = Field(title="Quality check of the report")
+    comments: str = Field(
+        default="", max_length=5000, title="Comments for the reviewer",
+        description="Needed to return the report: what to add or change. Do not quote the "
+                    "discussion; the reviewer sees these with the report form.")
 
 
 COMPLAINANT_SUMMARY_DEFAULT = (
@@ -190,12 +201,17 @@ class FormContext:
     upp_available: bool = True
     complaint: bool = False
     action_ids: tuple[int, ...] = ()
+    report_initial: tuple[tuple[str, Any], ...] = ()  # the report form's prefilled fields
 
 
 def _report_form(context: FormContext) -> type[RunInput]:
+    """The report, prefilled with what the case knows (or the text of a returned round)."""
+    values = dict(context.report_initial)
     if context.complaint:
-        return prefilled(ComplaintReportForm, complainant_summary=COMPLAINANT_SUMMARY_DEFAULT)
-    return ReportForm
+        values.setdefault("complainant_summary", COMPLAINANT_SUMMARY_DEFAULT)
+        return prefilled(ComplaintReportForm, **values)
+    values.pop("complainant_summary", None)
+    return prefilled(ReportForm, **values) if values else ReportForm
 
 
 # Each step of tasks/steps.py names its form here (Step.form); the step table stays Prefect-free.
@@ -207,4 +223,5 @@ FORMS: dict[str, Callable[[FormContext], type[RunInput]]] = {
     "NonEngagementDecision": lambda c: non_engagement_form(c.upp_available),
     "ReportForm": _report_form,
     "ActionReviewForm": lambda c: action_review_form(list(c.action_ids)),
+    "ReportQualityCheck": lambda _: ReportQualityCheck,
 }

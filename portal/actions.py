@@ -8,9 +8,11 @@ Only ids ever go to Prefect: never the account or monitoring data.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -29,6 +31,7 @@ from models import (
     Report,
 )
 from models.enums import CaseState, DeadlineStatus, InvitationStatus, OutboxStatus
+from tasks import report_check
 from tasks.casework import Wait, close_externally, wait_for
 from tasks.deadlines import date_text
 from tasks.intake import ReferralIn, create_case
@@ -184,6 +187,31 @@ def _failed_mail(session: Session, case: Case, officer: Officer) -> list[FailedM
                        at, attempts) for kind, recipient, at, attempts in rows]
 
 
+@dataclass(frozen=True)
+class ReportRound:
+    """A round of the report as PSD checks it: the reviewer's text (never the discussion
+    summary, which is confidential), the checklist and PSD's answer."""
+
+    round: int
+    submitted_by: str
+    submitted_at: datetime
+    outcome: str
+    psd_comments: str
+    content: dict[str, Any]
+    checklist: list[report_check.Check]
+
+
+def _report_rounds(session: Session, case_id: int) -> list[ReportRound]:
+    rounds = []
+    for draft in report_check.rounds(session, case_id):
+        content = json.loads(draft.content)
+        checks = report_check.checklist(content)
+        content.pop("discussion_summary", None)
+        rounds.append(ReportRound(draft.round, draft.submitted_by, draft.submitted_at,
+                                  draft.outcome, draft.psd_comments, content, checks))
+    return rounds
+
+
 @dataclass
 class CaseFile:
     """Everything a case page or the API shows, read in one transaction. No account text."""
@@ -198,6 +226,7 @@ class CaseFile:
     report: Report | None = None
     open_review: ActionReview | None = None
     failed_mail: list[FailedMail] = field(default_factory=list)
+    report_rounds: list[ReportRound] = field(default_factory=list)
 
     @property
     def current_invitation(self) -> DiscussionInvitation | None:
@@ -251,7 +280,8 @@ def case_file(case_id: int) -> CaseFile | None:
             session.expunge(report)
             report.discussion_summary = ""  # confidential: the page never shows it
         return CaseFile(case, officer, deadlines, accounts, events, wait_for(case), invitations,
-                        report, _open_review(session, case), _failed_mail(session, case, officer))
+                        report, _open_review(session, case), _failed_mail(session, case, officer),
+                        _report_rounds(session, case_id))
 
 
 def _open_review(session: Session, case: Case) -> ActionReview | None:

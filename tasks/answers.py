@@ -90,6 +90,9 @@ def problems(session: Session, case: Case, kind: str, answer: Any,
                 found.append(f"Action {number}: the due date must be on or after '{title}'")
         if answer.agreement is Agreement.NOT_AGREED and not answer.officer_comments.strip():
             found.append("Record the officer's comments when they do not agree the report")
+    elif kind == StepKind.REPORT_QUALITY_CHECK:
+        if answer.choice.name == "RETURN" and len(answer.comments.strip()) < 3:
+            found.append("Write your comments for the reviewer when you return the report")
     elif kind in (StepKind.AUTHORITY_DECISION, StepKind.NON_ENGAGEMENT):
         if answer.choice.name == "UPP" and not officer_of(session, case).upp_available:
             found.append("UPP does not apply to this officer (probationer constable or rank "

@@ -8,6 +8,7 @@ person typed is shown as text (`plain`): no link, heading or HTML can be slipped
 from __future__ import annotations
 
 import html
+import json
 import re
 
 from sqlmodel import Session, select
@@ -15,6 +16,7 @@ from sqlmodel import Session, select
 from infra.db import session_scope
 from models import Account, Case, Deadline
 from models.enums import DeadlineStatus
+from tasks import report_check
 from tasks.casework import Wait, last_rejection
 from tasks.deadlines import date_text
 from tasks.discussion_invitation import current_invitation
@@ -72,14 +74,50 @@ def describe(case_id: int, wait: Wait) -> str:
                   for d in deadlines]
         if wait.kind == StepKind.DISCUSSION_OUTCOME:
             lines += invitation_lines(session, case)
+        if wait.kind == StepKind.REPORT:
+            lines += report_help_lines(session, case)
+        if wait.kind == StepKind.REPORT_QUALITY_CHECK:
+            lines += checklist_lines(session, case)
         if not officer.upp_available:
             lines.append("- UPP is not available for this officer (Performance Regulations).")
         lines += ["", f"[Open the case page]({case_link(case.id)})", "",
-                  "You decide as the person signed in: only the case's reviewer or a PSD "
-                  "decision-maker may take this step."]
+                  "You decide as the person signed in: only "
+                  + ("the case's reviewer or " if wait.declared is None or wait.declared.reviewer_may
+                     else "")
+                  + "a PSD decision-maker may take this step."]
         if rejection:
             lines += ["", f"> **The previous submission was not accepted:** {plain(rejection)}"]
         return "\n".join(lines)
+
+
+def report_help_lines(session: Session, case: Case) -> list[str]:
+    """PSD's guidance with a reviewer's first report, and PSD's comments on a returned one."""
+    assert case.id is not None
+    lines: list[str] = []
+    if report_check.first_report(session, case):
+        lines += ["", report_check.PSD_GUIDANCE]
+    returned = report_check.last_returned(session, case.id)
+    if returned is not None:
+        lines += ["", f"> **PSD returned round {returned.round} of the report with comments:** "
+                      f"{plain(returned.psd_comments)}", "",
+                  "The form holds the text you gave; leave the discussion summary as it is to "
+                  "keep yours, or write it again."]
+    return lines
+
+
+def checklist_lines(session: Session, case: Case) -> list[str]:
+    """The quality checklist of the round waiting for PSD: what is there, what is missing. The
+    report's text stays in the case DB (the discussion summary is sealed); only the checklist
+    is shown here."""
+    assert case.id is not None
+    draft = report_check.open_round(session, case.id)
+    if draft is None:
+        return []
+    checks = report_check.checklist(json.loads(draft.content))
+    lines = ["", f"**Checklist (round {draft.round}):** read the report on the case page.", ""]
+    lines += [f"- {'✓' if c.ok else '✗'} {c.item}" + (f": {c.missing}" if c.missing else "")
+              for c in checks]  # the product's own words: nothing typed by a person
+    return lines
 
 
 def invitation_lines(session: Session, case: Case) -> list[str]:

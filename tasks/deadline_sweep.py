@@ -41,6 +41,7 @@ OVERDUE_WHAT = {
     DeadlineKind.DISCUSSION: "the reflective practice discussion and its outcome",
     DeadlineKind.REPORT: "the Reflective Review Development Report",
     DeadlineKind.ACTION_REVIEW: "the action-plan review",
+    DeadlineKind.REPORT_CHECK: "PSD's quality check of the report",
 }
 MAX_ERRORS_LISTED = 20  # per duty: a broken database should not fill the run with lines
 

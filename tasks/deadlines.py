@@ -65,4 +65,5 @@ def policy() -> dict[str, int]:
         "decision": s.decision_target_working_days,
         "discussion": s.discussion_target_working_days,
         "report": s.report_target_working_days,
+        "report_check": s.report_check_target_working_days,
     }

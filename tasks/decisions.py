@@ -22,7 +22,10 @@ from models import (
 )
 from models.enums import CaseState
 from models.forms import FORMS, FormContext
-from tasks import casework  # a module reference: casework uses this module too
+from tasks import (
+    casework,  # a module reference: casework uses this module too
+    report_check,
+)
 from tasks import steps as step_table
 
 # The rules, Prefect-free in tasks/answers.py; named here too for the gateway and its callers.
@@ -75,8 +78,19 @@ def form_class(session: Session, case: Case, kind: str,
         action_ids = [a.id for a in open_actions(session, case.id or 0) if a.id is not None]
     context = FormContext(upp_available=officer_of(session, case).upp_available,
                           complaint=case.origin.has_complainant_duties,
-                          action_ids=tuple(action_ids or ()))
+                          action_ids=tuple(action_ids or ()),
+                          report_initial=report_initial(session, case)
+                          if step.kind is step_table.StepKind.REPORT else ())
     return FORMS[step.form](context)
+
+
+def report_initial(session: Session, case: Case) -> tuple[tuple[str, Any], ...]:
+    """The report form's prefill: a returned round's text, else what the referral says."""
+    assert case.id is not None
+    returned = report_check.last_returned(session, case.id)
+    values = (report_check.returned_text(returned) if returned is not None
+              else report_check.initial_report(case))
+    return tuple(sorted(values.items()))
 
 
 def action_review_wait(case: Case, number: int) -> casework.Wait:

@@ -60,7 +60,8 @@ def _due_text(session: Session, case: Case) -> str:
         select(Deadline).where(Deadline.case_id == case.id, Deadline.round == case.transition_count,
                                Deadline.status == DeadlineStatus.OPEN,
                                Deadline.kind.in_([DeadlineKind.DECISION,  # type: ignore[attr-defined]
-                                                  DeadlineKind.DISCUSSION, DeadlineKind.REPORT]))
+                                                  DeadlineKind.DISCUSSION, DeadlineKind.REPORT,
+                                                  DeadlineKind.REPORT_CHECK]))
     ).first()
     return date_text(deadline.due_at) if deadline else ""
 
@@ -114,8 +115,8 @@ def on_enter(session: Session, case: Case, officer: Officer, now: datetime) -> N
             _send(session, case, officer, "referral_back", _psd(), occurrence,
                   referred_by=case.reviewer_name, **links)
             return
-        recipients = [(case.reviewer_email, case.reviewer_name)]
-        if step.tell_psd:
+        recipients = [(case.reviewer_email, case.reviewer_name)] if step.reviewer_may else []
+        if step.tell_psd or not step.reviewer_may:
             recipients.append((_psd(), "Professional Standards"))
         for email, name in recipients:
             _send(session, case, officer, "decision_needed", email, occurrence,

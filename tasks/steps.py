@@ -28,6 +28,7 @@ from models.choices import (
     FactFindingChoice,
     FactFindingOutcomeChoice,
     NonEngagementChoice,
+    QualityCheckChoice,
 )
 from models.enums import CaseState, DeadlineKind, MeetingOutcome
 
@@ -47,6 +48,7 @@ class StepKind(StrEnum):
     NON_ENGAGEMENT = "non_engagement"
     REPORT = "report"
     ACTION_REVIEW = "action_review"
+    REPORT_QUALITY_CHECK = "report_quality_check"
 
 
 class Policy(StrEnum):
@@ -55,6 +57,7 @@ class Policy(StrEnum):
     DECISION = "decision"
     DISCUSSION = "discussion"
     REPORT = "report"
+    REPORT_CHECK = "report_check"
 
 
 @dataclass(frozen=True)
@@ -158,16 +161,51 @@ def _non_engagement(session: Session, case: Case, answer: Any, decider: str,
 
 def _file_report(session: Session, case: Case, answer: Any, decider: str,
                  now: datetime) -> Move:
-    """The discussion summary comes from the case DB, where the gateway sealed it."""
+    """The discussion summary comes from the case DB, where the gateway sealed it. Where the
+    force's policy says PSD checks it, the report is held for that check, not filed yet."""
+    from models.choices import KEEP_DISCUSSION_SUMMARY
+    from tasks import report_check
     from tasks.answers import unseal
     from tasks.casework import wait_for
-    from tasks.report import file_report
+    from tasks.report import ReportRejected, file_report
 
     wait = wait_for(case, session)
-    assert wait is not None
+    assert wait is not None and case.id is not None
     summary = unseal(session, case, wait.key, answer.discussion_summary)
+    if summary.strip() == KEEP_DISCUSSION_SUMMARY:
+        returned = report_check.last_returned(session, case.id)
+        if returned is None:
+            raise ReportRejected("Write the summary of the reflective practice discussion")
+        summary = report_check.draft_answer(returned).discussion_summary
+    if report_check.check_applies(session, case):
+        draft = report_check.hold_for_check(session, case, answer, summary, decider, now)
+        return Move(S.REPORT_QUALITY_CHECK, "report_sent_for_quality_check",
+                    f"round {draft.round}")
     file_report(session, case, answer, decider, summary, now)
     return Move(S.REPORT_SUBMITTED, "report_submitted")
+
+
+def _report_quality_check(session: Session, case: Case, answer: Any, decider: str,
+                          now: datetime) -> Move:
+    """Accept: the round is filed as the reviewer wrote it. Return: the report step opens again
+    with the round's text and PSD's comments."""
+    from tasks import report_check
+    from tasks.report import ReportRejected, file_report
+
+    assert case.id is not None
+    draft = report_check.open_round(session, case.id)
+    if draft is None:
+        raise ReportRejected("There is no submitted report waiting for the quality check")
+    if answer.choice is QualityCheckChoice.RETURN:
+        report_check.decide_round(session, draft, report_check.RETURNED, answer.comments,
+                                  decider, now)
+        return Move(S.DISCUSSION_HELD, "report_quality_check:RETURN",
+                    f"round {draft.round} returned to the reviewer with comments")
+    report_check.decide_round(session, draft, report_check.ACCEPTED, answer.comments, decider,
+                              now)
+    filed = report_check.draft_answer(draft)
+    file_report(session, case, filed, draft.submitted_by, filed.discussion_summary, now)
+    return Move(S.REPORT_SUBMITTED, "report_quality_check:ACCEPT", f"round {draft.round}")
 
 
 # -- the step table, in the process's order ----------------------------------------------------
@@ -225,6 +263,15 @@ FILE_REPORT = Step(
     "actions with time limits, lessons for the officer and the force, review period.",
     email_title="Write and file the Reflective Review Development Report",
     sealed=("discussion_summary",))  # what is said in the discussion (domain doc 4.6)
+REPORT_QUALITY_CHECK = Step(
+    "report-quality-check", S.REPORT_QUALITY_CHECK, StepKind.REPORT_QUALITY_CHECK,
+    "PSD quality check of the report", "ReportQualityCheck",
+    reviewer_may=False, apply=_report_quality_check,
+    target=(DeadlineKind.REPORT_CHECK, Policy.REPORT_CHECK),
+    guidance="Check the report before it is filed: could someone who was not there understand "
+    "the issue, what was discussed and what was agreed? The checklist below shows what is "
+    "missing. Accept it to file it, or return it to the reviewer with comments.",
+    email_title="Check a Reflective Review Development Report before it is filed")
 SCHEDULE_ACTION_REVIEW = Step("schedule-action-review", S.REPORT_SUBMITTED)
 AWAIT_ACTION_REVIEW = Step(
     "action-review", S.ACTIONS_MONITORING, StepKind.WAKE, "The action-plan review")
@@ -236,7 +283,8 @@ CLOSE_CASE = Step("close-case", None)
 
 STEPS: tuple[Step, ...] = (
     SERVE_NOTICE, AWAIT_ACCOUNT, FACT_FINDING_DECISION, FACT_FINDING_OUTCOME, REFER_BACK_TO_PSD,
-    DISCUSSION_OUTCOME, NON_ENGAGEMENT_DECISION, FILE_REPORT, SCHEDULE_ACTION_REVIEW,
+    DISCUSSION_OUTCOME, NON_ENGAGEMENT_DECISION, FILE_REPORT, REPORT_QUALITY_CHECK,
+    SCHEDULE_ACTION_REVIEW,
     AWAIT_ACTION_REVIEW, ACTION_REVIEW, CLOSE_CASE,
 )
 

@@ -46,6 +46,9 @@ def case_database(session_dir: Path) -> Iterator[str]:
         "RPRP_PSD_DECISION_MAKERS": "psd@force.example,aa.delegate@force.example",
         "RPRP_PORTAL_URL": "http://127.0.0.1:8765",
         "RPRP_PREFECT_UI_URL": "http://127.0.0.1:4200",
+        # The suite's cases file their reports directly; tests of PSD's quality check switch it
+        # on (tests/unit/test_report_check.py).
+        "RPRP_REPORT_QUALITY_CHECK": "never",
     })
     reset_settings()
     from infra.migrations import upgrade_to_head

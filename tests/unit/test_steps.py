@@ -65,6 +65,7 @@ def test_the_flow_runs_each_step_as_a_task_named_as_the_table_names_it() -> None
              flow.discussion_outcome: steps.DISCUSSION_OUTCOME,
              flow.non_engagement_decision: steps.NON_ENGAGEMENT_DECISION,
              flow.file_report: steps.FILE_REPORT,
+             flow.report_quality_check: steps.REPORT_QUALITY_CHECK,
              flow.schedule_action_review: steps.SCHEDULE_ACTION_REVIEW,
              flow.action_review: steps.ACTION_REVIEW, flow.close_case: steps.CLOSE_CASE}
     assert {t.name: s.name for t, s in tasks.items()} == {s.name: s.name for s in tasks.values()}
@@ -77,7 +78,8 @@ def test_the_flow_runs_each_step_as_a_task_named_as_the_table_names_it() -> None
 def test_stored_kinds_keep_the_values_existing_records_hold() -> None:
     assert [k.value for k in StepKind] == [
         "wake", "fact_finding_decision", "fact_finding_outcome", "authority_decision",
-        "discussion_outcome", "non_engagement", "report", "action_review"]
+        "discussion_outcome", "non_engagement", "report", "action_review",
+        "report_quality_check"]
 
 
 # -- driving a case with the rules, as the flow's tasks do ------------------------------------
@@ -190,7 +192,7 @@ def test_every_decision_step_says_who_may_decide_it() -> None:
         "fact-finding-decision": (True, True), "fact-finding-outcome": (True, True),
         "refer-back-to-psd": (False, True), "discussion-outcome": (True, True),
         "non-engagement-decision": (True, True), "file-report": (True, True),
-        "action-review": (True, True)}
+        "report-quality-check": (False, True), "action-review": (True, True)}
 
 
 # -- what each transition does ----------------------------------------------------------------
