@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
-from sqlmodel import Session, col, select
+from sqlalchemy import select as sa_select
+from sqlmodel import Session, col
 
 from models import Case, ImportedCase, Officer
 from models.enums import CaseState, EmploymentStatus, Origin, Route
@@ -64,8 +65,20 @@ class FoiReturn:
 
 
 def _mentions(text: str, needle: str) -> bool:
-    return bool(needle) and re.search(rf"(?<!\w){re.escape(needle)}(?!\w)", text,
-                                      re.IGNORECASE) is not None
+    """`needle` in `text` as a whole word (or words), ignoring case; no regex, so a decade of
+    summaries is checked in well under a second."""
+    if not needle:
+        return False
+    haystack, word = text.casefold(), needle.casefold()
+    start = haystack.find(word)
+    while start != -1:
+        end = start + len(word)
+        before = haystack[start - 1] if start else " "
+        after = haystack[end] if end < len(haystack) else " "
+        if not (before.isalnum() or before == "_") and not (after.isalnum() or after == "_"):
+            return True
+        start = haystack.find(word, start + 1)
+    return False
 
 
 def _name_parts(name: str | None) -> list[str]:
@@ -74,30 +87,32 @@ def _name_parts(name: str | None) -> list[str]:
     return [(name or "").strip(), *parts]
 
 
-def identifying(summary: str, officer: Officer, case: Case) -> tuple[str, ...]:
+def identifying(summary: str, *, officer_name: str, collar_number: str,
+                complainant_name: str | None = None, complainant_email: str | None = None,
+                complainant_address: str | None = None) -> tuple[str, ...]:
     """What in the case the summary still names: the officer's or complainant's name (or any
     part of it), the collar number, the complainant's email or address (or a line of it)."""
     found: list[str] = []
-    if any(_mentions(summary, p) for p in _name_parts(officer.name)):
+    if any(_mentions(summary, p) for p in _name_parts(officer_name)):
         found.append("officer's name")
-    if _mentions(summary, officer.collar_number):
+    if _mentions(summary, collar_number):
         found.append("collar number")
-    if any(_mentions(summary, p) for p in _name_parts(case.complainant_name)):
+    if any(_mentions(summary, p) for p in _name_parts(complainant_name)):
         found.append("complainant's name")
-    if case.complainant_email and _mentions(summary, case.complainant_email):
+    if complainant_email and _mentions(summary, complainant_email):
         found.append("complainant's email")
-    address = case.complainant_address or ""
+    address = complainant_address or ""
     lines = [address.strip(), *(p.strip() for p in re.split(r"[,\n]", address))]
     if any(len(line) >= 4 and _mentions(summary, line) for line in lines):
         found.append("complainant's address")
     return tuple(found)
 
 
-def still_serving(officer: Officer, as_of: date) -> bool:
+def still_serving(status: EmploymentStatus, left_on: date | None, as_of: date) -> bool:
     """Serving on `as_of`: not recorded as left, or left only after that day."""
-    if officer.employment_status is EmploymentStatus.SERVING:
-        return officer.left_on is None or officer.left_on > as_of
-    return officer.left_on is not None and officer.left_on > as_of
+    if status is EmploymentStatus.SERVING:
+        return left_on is None or left_on > as_of
+    return left_on is not None and left_on > as_of
 
 
 def foi_return(session: Session, period_from: date, period_to: date, as_of: date) -> FoiReturn:
@@ -105,7 +120,14 @@ def foi_return(session: Session, period_from: date, period_to: date, as_of: date
     referral cancelled before RPRP began; counts cover every such case, held back or not."""
     if period_to < period_from:
         raise ValueError("the period ends before it starts")
-    query = (select(Case, Officer, ImportedCase.reference)
+    # Only the columns the return reads: a decade of cases in well under a second.
+    query = (sa_select(col(Case.id), col(Case.origin), col(Case.route),
+                       col(Case.concern_reported_on), col(Case.public_summary),
+                       col(Case.sexual_conduct), col(Case.complainant_name),
+                       col(Case.complainant_email), col(Case.complainant_address),
+                       col(Officer.id), col(Officer.name), col(Officer.collar_number),
+                       col(Officer.employment_status), col(Officer.left_on),
+                       col(ImportedCase.reference))
              .join(Officer, col(Officer.id) == col(Case.officer_id))
              .join(ImportedCase, col(ImportedCase.case_id) == col(Case.id), isouter=True)
              .where(col(Case.referred_on) >= period_from, col(Case.referred_on) <= period_to,
@@ -116,24 +138,25 @@ def foi_return(session: Session, period_from: date, period_to: date, as_of: date
     by_route: Counter[str] = Counter()
     officers: set[int] = set()
     sexual = 0
-    for case, officer, imported_reference in session.exec(query).all():
-        assert case.id is not None and officer.id is not None
-        reference = imported_reference or case.reference
-        officers.add(officer.id)
-        by_origin[case.origin.value] += 1
-        by_route[case.route.value if case.route in (Route.REG_23_5_A_NO_CASE_TO_ANSWER,
-                                                    Route.REG_42_1_B_PANEL_DIRECTION)
-                 else "other"] += 1
-        sexual += case.sexual_conduct
-        found = identifying(case.public_summary, officer, case)
+    for (case_id, origin, route, reported, summary, sexual_conduct, c_name, c_email, c_address,
+         officer_id, name, collar, status, left_on, imported_reference) in session.execute(query):
+        reference = imported_reference or f"RPRP-{case_id:06d}"
+        officers.add(officer_id)
+        by_origin[origin.value] += 1
+        by_route[route.value if route in (Route.REG_23_5_A_NO_CASE_TO_ANSWER,
+                                          Route.REG_42_1_B_PANEL_DIRECTION) else "other"] += 1
+        sexual += bool(sexual_conduct)
+        found = identifying(summary, officer_name=name, collar_number=collar,
+                            complainant_name=c_name, complainant_email=c_email,
+                            complainant_address=c_address)
         if found:
-            result.held_back.append(HeldBack(reference, case.id, found))
+            result.held_back.append(HeldBack(reference, case_id, found))
             continue
         result.rows.append(FoiRow(
-            reference=reference, date_concern_reported=case.concern_reported_on,
-            origin="PC" if case.origin is Origin.PUBLIC_COMPLAINT else "CM",
-            behaviour_summary=case.public_summary,
-            still_serving="Yes" if still_serving(officer, as_of) else "No"))
+            reference=reference, date_concern_reported=reported,
+            origin="PC" if origin is Origin.PUBLIC_COMPLAINT else "CM",
+            behaviour_summary=summary,
+            still_serving="Yes" if still_serving(status, left_on, as_of) else "No"))
     total = sum(by_origin.values())
     result.counts = {
         "cases": total,
