@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -154,7 +155,7 @@ def test_workforce_headcounts_are_idempotent_and_checked() -> None:
     assert corrected.updated == 1
     with session_scope() as session:
         row = session.exec(select(WorkforceHeadcount).where(
-            WorkforceHeadcount.as_of == f"{year}-03-31",
+            WorkforceHeadcount.as_of == date(year, 3, 31),
             WorkforceHeadcount.group == "Black")).one()
         assert row.headcount == 1240
 
