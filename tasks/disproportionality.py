@@ -43,12 +43,14 @@ PER = 1000  # referral rates are per 1,000 of the group's headcount
 
 @dataclass(frozen=True)
 class CaseFacts:
-    """What monitoring needs of one case: its group and what happened, nothing else."""
+    """What monitoring needs of a case: its group and what happened, nothing else; `cases`
+    says how many cases share exactly these facts."""
 
     group: str
     escalated: bool
     non_engagement: bool
     referred_back: bool
+    cases: int = 1
 
 
 @dataclass
@@ -175,7 +177,9 @@ def measure(facts: Iterable[CaseFacts], headcounts: dict[str, int], *, character
     if characteristic not in CHARACTERISTICS:
         raise ValueError(f"'{characteristic}' is not one of {', '.join(CHARACTERISTICS)}")
     cases = list(facts)
-    referred = Counter(c.group for c in cases)
+    referred: Counter[str] = Counter()
+    for c in cases:
+        referred[c.group] += c.cases
     headcounts = {normalise_group(g): n for g, n in headcounts.items()}
     groups = sorted(set(referred) | set(headcounts), key=lambda g: (g == NOT_STATED, g))
     if reference is not None:
@@ -193,12 +197,15 @@ def measure(facts: Iterable[CaseFacts], headcounts: dict[str, int], *, character
                             reference, min_count, False, set())
     stages.append(first)
     for stage in STAGES[1:]:
-        flagged = Counter(c.group for c in cases if getattr(c, stage))
+        flagged: Counter[str] = Counter()
+        for c in cases:
+            if getattr(c, stage):
+                flagged[c.group] += c.cases
         figures, _ = _stage(stage, {g: flagged[g] for g in groups},
                             {g: counts[g] for g in groups}, groups, reference, min_count, True,
                             carried)
         stages.append(figures)
-    total = len(cases)
+    total = sum(referred.values())
     share = (_round(counts.get(NOT_STATED, 0) / total)
              if total and NOT_STATED not in carried else None)
     return Disproportionality(characteristic, reference, period_from, period_to, min_count,
@@ -213,27 +220,48 @@ def case_facts(session: Session, characteristic: str, period_from: date,
     column = getattr(MonitoringRecord, characteristic)
     in_period = (col(Case.referred_on) >= period_from, col(Case.referred_on) <= period_to,
                  col(Case.state) != CaseState.CANCELLED)
-    # Five columns: past sqlmodel's typed select, so SQLAlchemy's.
-    rows = session.execute(
-        sa_select(col(Case.id), col(Case.state), column, col(ImportedCase.non_engagement),
-                  col(ImportedCase.referred_back))
+    # Counted in the database by what monitoring reads, not case by case.
+    buckets: Counter[tuple[str, bool, bool, bool]] = Counter()
+    grouped = session.execute(
+        sa_select(col(Case.state), column, col(ImportedCase.non_engagement),
+                  col(ImportedCase.referred_back), func.count())
         .join(MonitoringRecord, col(MonitoringRecord.case_id) == col(Case.id), isouter=True)
         .join(ImportedCase, col(ImportedCase.case_id) == col(Case.id), isouter=True)
-        .where(*in_period)).all()
-    # Live cases: a flag is a visit to the state in the audit log.
+        .where(*in_period)
+        .group_by(col(Case.state), column, col(ImportedCase.non_engagement),
+                  col(ImportedCase.referred_back))).all()
+    for state, group, non_engagement, referred_back, n in grouped:
+        key = (normalise_group(group), CaseState(state) in ESCALATED, bool(non_engagement),
+               bool(referred_back))
+        buckets[key] += int(n)
+    # Live cases: a flag is a visit to the state in the audit log (few cases: moved one by one).
     visits = session.exec(
         select(AuditEvent.case_id, AuditEvent.to_state)
         .join(Case, col(Case.id) == col(AuditEvent.case_id))
         .where(*in_period, col(AuditEvent.to_state).in_(
             [CaseState.NON_ENGAGEMENT_REVIEW.value, CaseState.REFERRED_BACK.value]))
         .distinct()).all()
-    visited = {(int(case_id), str(state)) for case_id, state in visits}
-    return [CaseFacts(
-        group=normalise_group(group), escalated=CaseState(state) in ESCALATED,
-        non_engagement=bool(non_engagement) or
-        (case_id, CaseState.NON_ENGAGEMENT_REVIEW.value) in visited,
-        referred_back=bool(referred_back) or (case_id, CaseState.REFERRED_BACK.value) in visited,
-    ) for case_id, state, group, non_engagement, referred_back in rows]
+    visited: dict[int, set[str]] = {}
+    for case_id, to_state in visits:
+        visited.setdefault(int(case_id), set()).add(str(to_state))
+    if visited:
+        rows = session.execute(
+            sa_select(col(Case.id), col(Case.state), column, col(ImportedCase.non_engagement),
+                      col(ImportedCase.referred_back))
+            .join(MonitoringRecord, col(MonitoringRecord.case_id) == col(Case.id), isouter=True)
+            .join(ImportedCase, col(ImportedCase.case_id) == col(Case.id), isouter=True)
+            .where(col(Case.id).in_(list(visited)))).all()
+        for case_id, state, group, non_engagement, referred_back in rows:
+            before = (normalise_group(group), CaseState(state) in ESCALATED,
+                      bool(non_engagement), bool(referred_back))
+            states = visited[int(case_id)]
+            after = (before[0], before[1],
+                     before[2] or CaseState.NON_ENGAGEMENT_REVIEW.value in states,
+                     before[3] or CaseState.REFERRED_BACK.value in states)
+            buckets[before] -= 1
+            buckets[after] += 1
+    return [CaseFacts(group, escalated, non_engagement, referred_back, n)
+            for (group, escalated, non_engagement, referred_back), n in buckets.items() if n]
 
 
 def latest_headcounts(session: Session, characteristic: str, on_or_before: date) -> dict[str, int]:
