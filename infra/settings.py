@@ -129,10 +129,14 @@ class Settings(BaseSettings):
         default=15, description="A case run Running this long has lost its process: reschedule"
     )
     extra_holidays: str = Field(default="", description="Extra non-working days, ISO dates")
+    disproportionality_min_count: int = Field(
+        default=5, description="*policy* counts below this are suppressed in monitoring figures"
+    )
 
     @field_validator("session_hours", "signin_max_failures_per_account",
                      "signin_max_failures_per_address", "signin_lockout_minutes",
-                     "account_code_minutes", "account_code_max_attempts", "smtp_max_attempts")
+                     "account_code_minutes", "account_code_max_attempts", "smtp_max_attempts",
+                     "disproportionality_min_count")
     @classmethod
     def _at_least_one(cls, value: int) -> int:
         if value < 1:

@@ -20,13 +20,14 @@ from models.case import (
     to_db,
     utc_now,
 )
+from models.central_record import ImportedCase, WorkforceHeadcount
 from models.report_check import ReportDraft
 from models.user import AccountCode, PortalSession, PortalUser, SignInFailure
 
 __all__ = [
     "Account", "AccountCode", "Action", "ActionReview", "ActionReviewNote", "AuditEvent", "Case",
-    "Deadline", "Decision", "DecisionSubmission", "DiscussionInvitation", "MonitoringRecord",
-    "Officer", "Outbox", "PortalSession", "PortalUser", "Report", "ReportDraft",
-    "SealedText", "SignInFailure",
+    "Deadline", "Decision", "DecisionSubmission", "DiscussionInvitation", "ImportedCase",
+    "MonitoringRecord", "Officer", "Outbox", "PortalSession", "PortalUser", "Report",
+    "ReportDraft", "SealedText", "SignInFailure", "WorkforceHeadcount",
     "as_utc", "to_db", "utc_now",
 ]

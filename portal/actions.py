@@ -34,6 +34,7 @@ from models.enums import CaseState, DeadlineStatus, InvitationStatus, OutboxStat
 from tasks import report_check
 from tasks.casework import Wait, close_externally, wait_for
 from tasks.deadlines import date_text
+from tasks.history_import import is_imported
 from tasks.intake import ReferralIn, create_case
 from tasks.links import flow_run_link
 from tasks.orchestration import start_case_flow, stop_flow_run, wake_case, wake_flow_run
@@ -68,6 +69,12 @@ def store_referral(referral: ReferralIn, *, actor: str,
                 raise
             # Another request stored the same key between our check and our insert.
     raise AssertionError("unreachable")
+
+
+def is_imported_record(case_id: int) -> bool:
+    """A case loaded by `rprp import cases`: nothing on its page starts or wakes a run."""
+    with session_scope() as session:
+        return is_imported(session, case_id)
 
 
 async def start_flow(case_id: int) -> str | None:

@@ -78,6 +78,9 @@ async def start(request: Request, case_id: int, user: PsdUser) -> Response:
     file = _file(case_id)
     if file.case.state.is_terminal:
         flash(request, "This case is closed: there is nothing to start.", "important")
+    elif actions.is_imported_record(case_id):
+        flash(request, "This case was imported from the force's previous system: it is a "
+                       "record, not a live case, so it has no flow run.", "important")
     elif await actions.start_flow(case_id):
         flash(request, "The flow run has started.")
     else:

@@ -15,7 +15,12 @@ COMMANDS = {
     "portal": "Run the web portal only",
     "users": "Manage portal sign-ins: users add|disable|enable|reset-password|list",
     "bench": "Run the benchmark harness",
+    "analytics": "Monitoring figures: analytics disproportionality --from --to --characteristic",
+    "foi": "Write the FOI return (seed 002): --from DATE --to DATE --out FILE.csv|.xlsx",
+    "import": "Load history from the previous system: import cases|workforce FILE.csv",
 }
+# Commands whose name is a Python keyword live in a module named otherwise.
+MODULES = {"import": "history_import"}
 
 
 def usage() -> str:
@@ -48,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     # Databases, mail, keys and logs the product writes are for its own user only.
     os.umask(0o077)
     _prefect_credentials()
-    module = importlib.import_module(f"rprp.commands.{name}")
+    module = importlib.import_module(f"rprp.commands.{MODULES.get(name, name)}")
     return int(module.run(rest) or 0)
 
 

@@ -29,6 +29,7 @@ from sqlmodel import select
 
 from infra.db import session_scope
 from models import ActionReview, Case
+from tasks.history_import import is_imported
 
 CASE_DEPLOYMENT = "rprp-case/rprp-case"
 ACTION_REVIEW_DEPLOYMENT = "rprp-action-review/rprp-action-review"
@@ -36,8 +37,15 @@ ACTION_REVIEW_DEPLOYMENT = "rprp-action-review/rprp-action-review"
 log = logging.getLogger("rprp.orchestration")
 
 
+class ImportedRecordError(Exception):
+    """The case was imported from history: a record, never a live case with a run."""
+
+
 async def start_case_flow(case_id: int) -> str:
     """One flow run per case: the idempotency key makes a second start return the first run."""
+    with session_scope() as session:
+        if is_imported(session, case_id):
+            raise ImportedRecordError(f"RPRP-{case_id:06d} is an imported record: no flow run")
     run: FlowRun = await arun_deployment(
         CASE_DEPLOYMENT,
         parameters={"case_id": case_id},
@@ -175,6 +183,12 @@ async def wake_case(case_id: int, attempts: int = 5) -> bool:
     with session_scope() as session:
         case = session.get(Case, case_id)
         flow_run_id = case.flow_run_id if case else None
+        if is_imported(session, case_id):
+            # An imported record has no run to wake, and the sweep must not keep trying.
+            if case is not None and case.wake_requested:
+                case.wake_requested = False
+                session.add(case)
+            return False
     woken = await wake_flow_run(flow_run_id, attempts) if flow_run_id else False
     with session_scope() as session:
         case = session.get(Case, case_id)
