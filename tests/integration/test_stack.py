@@ -147,6 +147,7 @@ def run_demo(env: dict[str, str], prefect: str, portal_port: int) -> dict[int, s
     for case_id, _ in found.values():
         assert f"http://127.0.0.1:{portal_port}/cases/{case_id}" in done.stdout
     assert done.stdout.count(f"{gateway}/runs/flow-run/") == len(DEMO_PATHS), done.stdout
+    assert "Demo sign-ins" in done.stdout and all(part in done.stdout for part in DEFAULT_PSD)
     return dict(found.values())
 
 
@@ -207,6 +208,8 @@ def test_rprp_up_starts_everything_and_ctrl_c_stops_it(tmp_path: Path,
 
         # `rprp demo` against it: four cases, each in the portal and paused in Prefect.
         cases = run_demo(env, prefect, portal_port)
+        printed = out.read_text(encoding="utf-8")  # rprp up's banner, long since printed
+        assert "Demo sign-ins" in printed and all(part in printed for part in DEFAULT_PSD), printed
         seen_in_both(prefect, portal, cases, auth)
         # `rprp sweep` finds the running stack (and its Prefect credentials) by itself too.
         swept = rprp(env, "sweep")
