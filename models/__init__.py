@@ -20,6 +20,15 @@ from models.case import (
     to_db,
     utc_now,
 )
+from models.meetings import (
+    CrcSummary,
+    LearningLog,
+    Meeting,
+    MeetingAction,
+    MeetingEvent,
+    MeetingInvitee,
+    TimelineEntry,
+)
 from models.user import AccountCode, PortalSession, PortalUser, SignInFailure
 
 __all__ = [
@@ -27,4 +36,7 @@ __all__ = [
     "Deadline", "Decision", "DecisionSubmission", "DiscussionInvitation", "MonitoringRecord",
     "Officer", "Outbox", "PortalSession", "PortalUser", "Report", "SealedText", "SignInFailure",
     "as_utc", "to_db", "utc_now",
+    # The reflective practice meeting (seed 003)
+    "CrcSummary", "LearningLog", "Meeting", "MeetingAction", "MeetingEvent", "MeetingInvitee",
+    "TimelineEntry",
 ]

@@ -33,7 +33,8 @@ ALLOWED: dict[str, frozenset[str]] = {
 # The domain's rules: no orchestrator and no SMTP, so they run with a database and nothing else.
 PURE = ("models/enums.py", "models/choices.py", "tasks/steps.py", "tasks/answers.py",
         "tasks/casework.py", "tasks/records.py", "tasks/deadlines.py", "tasks/calendar.py",
-        "tasks/letters.py", "tasks/outbox.py", "tasks/people.py")
+        "tasks/letters.py", "tasks/outbox.py", "tasks/people.py", "models/meetings.py",
+        "tasks/meetings.py", "tasks/meeting_links.py")
 IO_LIBRARIES = ("prefect", "aiosmtplib", "httpx", "fastapi", "starlette")
 
 
