@@ -498,10 +498,10 @@ def record_crc_decision(session: Session, meeting: Meeting, choice: CrcChoice, p
     if meeting.state in (M.CRC_CONSIDERED, M.ESCALATED) and meeting.crc_choice:
         return False
     _require(meeting, M.SENT_TO_BUSINESS_UNIT)
+    if choice == CrcChoice.PLAN_ACTION and not plan.strip():
+        raise MeetingRefused("Planning action needs the plan.")
     meeting.crc_choice, meeting.crc_plan = choice.name.lower(), plan.strip()
     meeting.crc_decided_by, meeting.crc_decided_on = _text(decided_by, "Who decided"), now.date()
-    if choice == CrcChoice.PLAN_ACTION and not meeting.crc_plan:
-        raise MeetingRefused("Planning action needs the plan.")
     if choice == CrcChoice.ESCALATE:
         escalate(session, meeting, plan or "The Case Review Committee found the case meets the "
                  "criteria for a child safeguarding practice review.", now, actor=decided_by)
