@@ -18,7 +18,7 @@ from infra.db import session_scope
 from infra.settings import get_settings
 from models import PortalSession, PortalUser, utc_now
 
-ROLE_NAMES = ("psd", "psd-decision-maker", "reviewer", "analyst", "operator")
+ROLE_NAMES = ("psd", "psd-decision-maker", "reviewer", "analyst", "operator", "rpm-facilitator")
 MIN_PASSWORD = 12
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
