@@ -206,3 +206,27 @@ def test_the_policy_timers_remind_once_when_due() -> None:
         keys = [o.key for o in s.exec(select(Outbox).where(
             Outbox.key.startswith(f"rpm:{meeting_id}:reply-reminder:"))).all()]
     assert sorted(keys) == sorted(f"rpm:{meeting_id}:reply-reminder:{i}" for i in invitees[1:])
+
+
+def test_the_sweep_runs_every_policy_timer_as_of_the_moved_clock() -> None:
+    """The record's completion and the CRC's consideration, by the sweep's own duty and as_of."""
+    from tasks.deadline_sweep import SweepReport, meeting_reminders
+
+    meeting_id, invitees = _meeting_with_invitees()
+    _held(meeting_id, invitees)
+    settings_days = 20  # RPRP_RPM_RECORD_COMPLETION_DAYS's default
+    meeting_reminders(NOW + timedelta(days=settings_days - 1), SweepReport(as_of="early"))
+    meeting_reminders(NOW + timedelta(days=settings_days), SweepReport(as_of="due"))
+    _signed(meeting_id)
+    with session_scope() as s:
+        m = rpm.get_meeting(s, meeting_id)
+        rpm.save_crc_summary(s, m, chair="Chair, health", learning_to_share="Learning.", now=NOW)
+        rpm.send_to_business_unit(s, m, NOW)
+    report = SweepReport(as_of="crc")
+    meeting_reminders(NOW + timedelta(days=40), report)
+    meeting_reminders(NOW + timedelta(days=41), SweepReport(as_of="again"))
+    with session_scope() as s:
+        keys = sorted(o.key for o in s.exec(select(Outbox).where(
+            Outbox.key.startswith(f"rpm:{meeting_id}:"), Outbox.key.contains("reminder"))).all())
+    assert keys == [f"rpm:{meeting_id}:crc-reminder", f"rpm:{meeting_id}:record-reminder"]
+    assert report.overdue_reminders >= 1
