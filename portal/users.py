@@ -48,6 +48,8 @@ DEMO_USERS = (
              "demo-reviewer-password"),
     DemoUser("analyst@force.example", "Demo Analyst", ("analyst",), "demo-analyst-password"),
     DemoUser("operator@force.example", "Demo Operator", ("operator",), "demo-operator-password"),
+    DemoUser("facilitator@partnership.example", "Demo RPM facilitator", ("rpm-facilitator",),
+             "demo-facilitator-password"),
 )
 
 

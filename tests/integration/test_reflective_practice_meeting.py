@@ -186,3 +186,39 @@ async def test_a_meeting_from_request_to_closure_keeps_the_child_out_of_prefect_
     for message in mails:
         assert MARKER not in message.subject + message.text + message.html
         assert "Vantablack" not in message.text
+
+
+async def test_the_demo_meeting_reaches_the_crc_which_escalates_after_a_named_plan_is_refused(
+        stack, mail_sink: MailSink) -> None:
+    from rprp.meeting_demo import meeting_to_crc
+
+    meeting = await meeting_to_crc(child_name=f"Demo {MARKER}")
+    assert meeting.id is not None and meeting.flow_run_id
+    run_id = UUID(meeting.flow_run_id)
+    async with get_client() as client:
+        first_key = (await client.read_flow_run(run_id)).state.state_details.pause_key  # type: ignore[union-attr]
+        await client.resume_flow_run(run_id, run_input={
+            "decision": CrcChoice.ESCALATE.value, "plan": f"Because of {MARKER}"})
+
+    async def asked_again() -> object:
+        async with get_client() as client:
+            run = await client.read_flow_run(run_id)
+        return run.state and run.state.is_paused() and \
+            run.state.state_details.pause_key != first_key
+
+    await eventually(asked_again, WAIT_CEILING, "the CRC's form asked again")
+    assert meeting_row(meeting.id).state is M.SENT_TO_BUSINESS_UNIT
+    async with get_client() as client:
+        await client.resume_flow_run(run_id, run_input={
+            "decision": CrcChoice.ESCALATE.value, "plan": "Serious harm criteria are met."})
+
+    async def ended() -> str | None:
+        async with get_client() as client:
+            run = await client.read_flow_run(run_id)
+        return run.state.name if run.state and run.state.is_final() else None
+
+    assert await eventually(ended, WAIT_CEILING, "the run to end") == "Completed"
+    assert meeting_row(meeting.id).state is M.ESCALATED
+    await mail_to(mail_sink, "business-unit@partnership.example")
+    assert any("child safeguarding practice review" in m.text for m in mail_sink.messages()
+               if "business-unit@partnership.example" in m.recipients)
