@@ -133,10 +133,38 @@ class Settings(BaseSettings):
         default=5, description="*policy* counts below this are suppressed in monitoring figures"
     )
 
+    # Multi-agency reflective practice meetings (seed 003): the partnership is configuration.
+    rpm_partnership_name: str = Field(
+        default="the Local Safeguarding Children Partnership",
+        description="The safeguarding partnership that runs reflective practice meetings")
+    rpm_letterhead: str = Field(
+        default="Local Safeguarding Children Partnership",
+        description="The letterhead line at the top of every meeting email")
+    rpm_business_unit_email: str = Field(
+        default="business-unit@partnership.example",
+        description="The partnership business unit: receives the record and the CRC summary")
+    rpm_business_unit_address: str = Field(
+        default="", description="The business unit's postal address, shown in meeting emails")
+    rpm_crc_chair: str = Field(
+        default="Chair of the Case Review Committee",
+        description="How the Case Review Committee's chair is addressed")
+    rpm_crc_chair_email: str = Field(
+        default="crc-chair@partnership.example", description="The CRC chair's address")
+    rpm_invitation_reply_days: int = Field(
+        default=10, description="*policy* days for an invitee to confirm or decline")
+    rpm_record_completion_days: int = Field(
+        default=20, description="*policy* days after the meeting to complete the learning log")
+    rpm_crc_consideration_days: int = Field(
+        default=40, description="*policy* days for the CRC to consider the learning points")
+    rpm_link_days: int = Field(
+        default=180, description="*policy* how long an invitee's meeting link works")
+
     @field_validator("session_hours", "signin_max_failures_per_account",
                      "signin_max_failures_per_address", "signin_lockout_minutes",
                      "account_code_minutes", "account_code_max_attempts", "smtp_max_attempts",
-                     "disproportionality_min_count")
+                     "disproportionality_min_count",
+                     "rpm_invitation_reply_days", "rpm_record_completion_days",
+                     "rpm_crc_consideration_days", "rpm_link_days")
     @classmethod
     def _at_least_one(cls, value: int) -> int:
         if value < 1:

@@ -21,6 +21,15 @@ from models.case import (
     utc_now,
 )
 from models.central_record import ImportedCase, WorkforceHeadcount
+from models.meetings import (
+    CrcSummary,
+    LearningLog,
+    Meeting,
+    MeetingAction,
+    MeetingEvent,
+    MeetingInvitee,
+    TimelineEntry,
+)
 from models.report_check import ReportDraft
 from models.user import AccountCode, PortalSession, PortalUser, SignInFailure
 
@@ -30,4 +39,7 @@ __all__ = [
     "MonitoringRecord", "Officer", "Outbox", "PortalSession", "PortalUser", "Report",
     "ReportDraft", "SealedText", "SignInFailure", "WorkforceHeadcount",
     "as_utc", "to_db", "utc_now",
+    # The reflective practice meeting (seed 003)
+    "CrcSummary", "LearningLog", "Meeting", "MeetingAction", "MeetingEvent", "MeetingInvitee",
+    "TimelineEntry",
 ]

@@ -30,12 +30,14 @@ PSD_DECISION_MAKER = "psd-decision-maker"
 REVIEWER = "reviewer"
 ANALYST = "analyst"
 OPERATOR = "operator"
+RPM_FACILITATOR = "rpm-facilitator"  # reflective practice meetings: facilitator, business unit
 ROLES = {
     PSD: "Professional Standards",
     PSD_DECISION_MAKER: "PSD decision-maker (appropriate authority)",
     REVIEWER: "Reviewer",
     ANALYST: "Analyst",
     OPERATOR: "Operator",
+    RPM_FACILITATOR: "Reflective practice meeting facilitator or business unit",
 }
 
 

@@ -18,7 +18,7 @@ from infra.db import session_scope
 from infra.settings import get_settings
 from models import PortalSession, PortalUser, utc_now
 
-ROLE_NAMES = ("psd", "psd-decision-maker", "reviewer", "analyst", "operator")
+ROLE_NAMES = ("psd", "psd-decision-maker", "reviewer", "analyst", "operator", "rpm-facilitator")
 MIN_PASSWORD = 12
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -48,6 +48,8 @@ DEMO_USERS = (
              "demo-reviewer-password"),
     DemoUser("analyst@force.example", "Demo Analyst", ("analyst",), "demo-analyst-password"),
     DemoUser("operator@force.example", "Demo Operator", ("operator",), "demo-operator-password"),
+    DemoUser("facilitator@partnership.example", "Demo RPM facilitator", ("rpm-facilitator",),
+             "demo-facilitator-password"),
 )
 
 

@@ -25,7 +25,7 @@ from infra.db import session_scope
 from infra.settings import get_settings
 from models import ActionReview, Case, Deadline, Officer, Report, as_utc, to_db
 from models.enums import TERMINAL_STATES, CaseState, DeadlineKind, DeadlineStatus
-from tasks import letters
+from tasks import letters, meetings
 from tasks.calendar import LONDON, WorkingCalendar, england_and_wales, working_day_deadline
 from tasks.casework import mark_no_account
 from tasks.discussion_invitation import reminders_due, send_reminder
@@ -55,6 +55,7 @@ COMPLAINANT_LETTERS = "complainant-letters"
 PDR_REMINDERS = "pdr-reminders"
 DUE_ACTION_REVIEWS = "due-action-reviews"
 STALLED_RUNS = "stalled-runs"
+MEETING_REMINDERS = "meeting-reminders"
 DELIVER_MAIL = "deliver-mail"  # the flow's last task (flows/sweep.py): the outbox, not a query
 
 
@@ -259,6 +260,12 @@ def discussion_reminders(as_of: datetime, report: SweepReport) -> None:
                 report.discussion_reminders += send_reminder(session, invitation, case, officer)
 
 
+def meeting_reminders(as_of: datetime, report: SweepReport) -> None:
+    """Reflective practice meetings' policy timers (replies, the record, the CRC), once each."""
+    with session_scope() as session:
+        report.overdue_reminders += meetings.overdue_reminders(session, _utc(as_of))
+
+
 def pdr_reminders(as_of: datetime, report: SweepReport) -> None:
     """Remind the line manager of the reg 70(6) PDR discussion, a policy number of working
     days before its deadline; closed cases included, since the duty outlives the case."""
@@ -349,6 +356,7 @@ DUTIES: tuple[Duty, ...] = (
     Duty(COMPLAINANT_LETTERS, complainant_letters),
     Duty(PDR_REMINDERS, pdr_reminders),
     Duty(DUE_ACTION_REVIEWS, start_due_reviews),
+    Duty(MEETING_REMINDERS, meeting_reminders),
     Duty(STALLED_RUNS, stalled_runs),
 )
 

@@ -265,11 +265,21 @@ def enqueue(session: Session, *, key: str, kind: str, recipient: str, context: d
 
     The caller commits: the email then exists exactly when the change that owes it does.
     """
+    if _key_exists(session, _storable_key(key)):
+        return False
+    context.setdefault("force_name", DEFAULT_FORCE_NAME)
+    return enqueue_rendered(session, key=key, kind=kind, recipient=recipient,
+                            email=render_email(kind, context), case_id=case_id,
+                            attachment=attachment)
+
+
+def enqueue_rendered(session: Session, *, key: str, kind: str, recipient: str,
+                     email: RenderedEmail, case_id: int | None = None,
+                     attachment: Attachment | None = None) -> bool:
+    """Queue an email its own module rendered (e.g. a meeting's); False if its key was queued."""
     key = _storable_key(key)
     if _key_exists(session, key):
         return False
-    context.setdefault("force_name", DEFAULT_FORCE_NAME)
-    email = render_email(kind, context)
     now = _now()
     row = Outbox(key=key, case_id=case_id, kind=kind, recipient=recipient,
                  subject=email.subject[:300], body_text=email.text, body_html=email.html,

@@ -31,12 +31,14 @@ from models.choices import DiscussionChoice  # noqa: E402
 from models.enums import CaseState, DeadlineKind  # noqa: E402
 from portal.auth import User  # noqa: E402
 from portal.gateway import submit_decision  # noqa: E402
+from rprp.meeting_demo import meeting_to_crc  # noqa: E402
 from rprp.running import prefect_problem  # noqa: E402
 from rprp.samples import referral_data  # noqa: E402
 from tasks.calendar import england_and_wales  # noqa: E402
 from tasks.casework import mark_no_account, record_account  # noqa: E402
 from tasks.intake import ReferralIn, create_case  # noqa: E402
 from tasks.links import case_link, flow_run_link  # noqa: E402
+from tasks.meeting_links import meeting_page_link  # noqa: E402
 from tasks.notify import deliver_pending  # noqa: E402
 from tasks.orchestration import start_case_flow, wake_case  # noqa: E402
 from tasks.records import lock_case  # noqa: E402
@@ -164,12 +166,19 @@ async def main() -> int:
     print(f"Decide as reviewer with: {REVIEWER}; as PSD with: "
           f"{sorted(get_settings().decision_makers)[0]}\n")
     cases = await asyncio.gather(*(path(n) for n, path in enumerate(PATHS.values(), 1)))
+    meeting = await meeting_to_crc()
     await deliver_pending()
     for label, case in zip(PATHS, cases, strict=True):
         assert case.id is not None
         print(f"{case.reference}  {label:<15} now {case.state.value}")
         print(f"    Prefect UI: {flow_run_link(case.flow_run_id)}")
         print(f"    Portal:     {case_link(case.id)}")
+    assert meeting.id is not None
+    print(f"{meeting.reference}   reflective practice meeting, now {meeting.state.value} "
+          "(the Case Review Committee's step)")
+    print(f"    Prefect UI: {flow_run_link(meeting.flow_run_id)}")
+    print(f"    Portal:     {meeting_page_link(meeting.id)} (sign in as "
+          "facilitator@partnership.example)")
     print(f"\nAs of {datetime.now(UTC):%Y-%m-%d %H:%M} UTC each case waits for a person: open "
           "its Prefect UI link and press Resume.")
     return 0

@@ -23,7 +23,7 @@ from tests.support.database import create_test_database, drop_test_database
 from tests.support.stack import log_failures
 
 ROOT = Path(__file__).resolve().parents[2]
-DEPLOYMENTS = {"rprp-case", "rprp-sweep", "rprp-action-review"}
+DEPLOYMENTS = {"rprp-case", "rprp-sweep", "rprp-action-review", "rprp-rpm"}
 START_TIMEOUT = 300
 STOP_TIMEOUT = 30
 DEMO_TIMEOUT = 600

@@ -1,0 +1,232 @@
+"""The rules of a multi-agency reflective practice meeting against the DB alone: the seed's
+flowchart from request to closure, whole-meeting attendance, a decline that invites a named
+colleague, the learning log's sign-off, a CRC summary that refuses names, the side exits, the
+policy timers, and emails that hold nothing of the child."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from sqlmodel import select
+
+from infra.db import session_scope
+from models import Outbox
+from models.meetings import AttendanceStatus, CrcChoice, MeetingState
+from tasks import meetings as rpm
+from tasks.links import InvalidToken
+from tasks.meeting_links import read_invitee_token
+
+NOW = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+MARKER = "Zebulonmarker"
+AGENCIES = (("Children's Social Care", "Social worker"), ("Health visiting", "Health visitor"),
+            ("Police", "Detective constable"))
+
+
+def _meeting_with_invitees() -> tuple[int, list[int]]:
+    with session_scope() as s:
+        m = rpm.request_meeting(
+            s, NOW, child_name=f"Amy {MARKER}", child_date_of_birth=date(2018, 5, 20),
+            family_names="Brian Quackenbush, Carla Quackenbush",
+            requested_by_name="Dana Requester", requested_by_agency="Health visiting",
+            requested_by_email="dana@health.example", facilitator_name="Fran Facilitator",
+            facilitator_email="fran@council.example",
+            purpose=f"Reflect on the journey of {MARKER} since 2022.")
+        ids = []
+        for n, (agency, role) in enumerate(AGENCIES):
+            i = rpm.add_invitee(s, m, rpm.Invitation(
+                name=f"Pro{n} Person{n}", email=f"pro{n}@agency{n}.example", agency=agency,
+                role=role, manager_email=f"manager{n}@agency{n}.example"), NOW, actor="fran")
+            ids.append(i.id)
+        assert m.id is not None
+        return m.id, [x for x in ids if x is not None]
+
+
+def _held(meeting_id: int, invitee_ids: list[int]) -> None:
+    with session_scope() as s:
+        rpm.send_invitations(s, rpm.get_meeting(s, meeting_id), NOW)
+        for i in invitee_ids:
+            rpm.confirm_attendance(s, meeting_id, i, NOW, whole_meeting=True)
+        rpm.hold_meeting(s, rpm.get_meeting(s, meeting_id), NOW.date(), NOW, actor="fran")
+
+
+def _signed(meeting_id: int) -> None:
+    with session_scope() as s:
+        m = rpm.get_meeting(s, meeting_id)
+        rpm.save_log(s, m, NOW, actor="fran", case_name="Case A",
+                     issues_and_timescales=f"Concerns about {MARKER}", learning_points="Share early",
+                     conclusions="Better joint working")
+        rpm.add_timeline_entry(s, m, date(2023, 1, 4), "Referral to social care",
+                               "Information was not shared", NOW, actor="fran")
+        rpm.add_action(s, m, "Joint briefing", "Head of service", date(2027, 1, 1), NOW,
+                       actor="fran")
+        rpm.sign_off_record(s, m, "Fran Facilitator", NOW.date(), NOW)
+        rpm.distribute_record(s, m, NOW)
+
+
+def test_a_meeting_from_request_to_closure_follows_the_flowchart() -> None:
+    meeting_id, invitees = _meeting_with_invitees()
+    _held(meeting_id, invitees)
+    _signed(meeting_id)
+    with session_scope() as s:
+        m = rpm.get_meeting(s, meeting_id)
+        assert m.state == MeetingState.RECORD_DISTRIBUTED
+        summary = rpm.save_crc_summary(s, m, chair="Head of Service, Children's Social Care",
+                                       learning_to_share="Share information at referral.", now=NOW)
+        assert summary.child_age == 8
+        assert rpm.send_to_business_unit(s, m, NOW)
+        assert rpm.record_crc_decision(s, m, CrcChoice.PLAN_ACTION, "Workshop in spring", NOW,
+                                       decided_by="crc-chair@partnership.example")
+        assert rpm.disseminate_learning(s, m, "Briefing to practitioners", NOW, actor="bu")
+        assert rpm.close_meeting(s, m, NOW)
+        assert not rpm.close_meeting(s, m, NOW)  # a replay changes nothing
+        assert m.state == MeetingState.CLOSED
+        mail = s.exec(select(Outbox).where(Outbox.key.startswith(f"rpm:{meeting_id}:"))).all()
+    recipients = {o.recipient for o in mail}
+    assert {"pro0@agency0.example", "manager2@agency2.example",
+            "business-unit@partnership.example", "crc-chair@partnership.example"} <= recipients
+    for o in mail:
+        for secret in (MARKER, "Quackenbush", "Amy", "Person0"):
+            assert secret not in o.subject + o.body_text + o.body_html
+
+
+def test_attendance_is_confirmed_for_the_whole_meeting_only() -> None:
+    meeting_id, invitees = _meeting_with_invitees()
+    with session_scope() as s:
+        rpm.send_invitations(s, rpm.get_meeting(s, meeting_id), NOW)
+    with pytest.raises(rpm.MeetingRefused, match="whole meeting"), session_scope() as s:
+        rpm.confirm_attendance(s, meeting_id, invitees[0], NOW, whole_meeting=False)
+    with session_scope() as s:
+        assert rpm.awaiting_reply(s, meeting_id)[0].id == invitees[0]
+
+
+def test_a_decline_names_a_colleague_who_is_invited_in_their_place() -> None:
+    meeting_id, invitees = _meeting_with_invitees()
+    with session_scope() as s:
+        rpm.send_invitations(s, rpm.get_meeting(s, meeting_id), NOW)
+        colleague = rpm.decline_attendance(s, meeting_id, invitees[1], NOW, colleague=rpm.Invitation(
+            name="Gail Colleague", email="gail@agency1.example", agency="Health visiting",
+            role="Health visitor"))
+        assert colleague.in_place_of_id == invitees[1]
+        assert s.exec(select(Outbox).where(
+            Outbox.key == f"rpm:{meeting_id}:invitation:{colleague.id}")).one().recipient == \
+            "gail@agency1.example"
+        statuses = {i.id: i.status for i in rpm.invitees(s, meeting_id)}
+    assert statuses[invitees[1]] == AttendanceStatus.DECLINED
+    with pytest.raises(rpm.MeetingRefused, match="email address"), session_scope() as s:
+        rpm.decline_attendance(s, meeting_id, invitees[0], NOW, colleague=rpm.Invitation(
+            name="X", email="not-an-email", agency="A", role="R"))
+
+
+def test_a_link_opens_only_its_own_meeting() -> None:
+    first, first_invitees = _meeting_with_invitees()
+    second, _ = _meeting_with_invitees()
+    with session_scope() as s:
+        m = rpm.get_meeting(s, first)
+        inv = s.get(rpm.MeetingInvitee, first_invitees[0])
+        assert inv is not None
+        token = rpm.link_for(m, inv).rsplit("/", 1)[1]
+        rpm.send_invitations(s, rpm.get_meeting(s, second), NOW)
+    assert read_invitee_token(token, NOW) == (first, first_invitees[0])
+    with pytest.raises(rpm.MeetingRefused, match="not for this meeting"), session_scope() as s:
+        rpm.confirm_attendance(s, second, first_invitees[0], NOW, whole_meeting=True)
+    with pytest.raises(InvalidToken):
+        read_invitee_token(token[:-2] + "xx", NOW)
+    with pytest.raises(InvalidToken, match="expired"):
+        read_invitee_token(token, NOW + timedelta(days=400))
+
+
+def test_the_record_is_signed_only_when_its_headings_are_filled() -> None:
+    meeting_id, invitees = _meeting_with_invitees()
+    _held(meeting_id, invitees)
+    with pytest.raises(rpm.MeetingRefused, match="not complete"), session_scope() as s:
+        rpm.sign_off_record(s, rpm.get_meeting(s, meeting_id), "Fran", NOW.date(), NOW)
+    with session_scope() as s:
+        assert rpm.get_meeting(s, meeting_id).state == MeetingState.MEETING_HELD
+
+
+@pytest.mark.parametrize(("text", "whose"), [
+    (f"The learning about {MARKER}.", "the child's"),
+    ("Mrs quackenbush was not asked.", "a family member's"),
+    ("Pro2 Person2 should have called.", "a professional's"),
+])
+def test_the_crc_summary_refuses_any_recorded_name_and_says_whose(text: str, whose: str) -> None:
+    meeting_id, invitees = _meeting_with_invitees()
+    _held(meeting_id, invitees)
+    _signed(meeting_id)
+    with pytest.raises(rpm.NameInSummary) as refused, session_scope() as s:
+        rpm.save_crc_summary(s, rpm.get_meeting(s, meeting_id), chair="Head of Service",
+                             learning_to_share=text, now=NOW)
+    assert whose in str(refused.value)
+    with session_scope() as s:
+        assert rpm.crc_summary(s, meeting_id) is None
+
+
+def test_cancelled_with_a_reason_tells_the_invitees() -> None:
+    meeting_id, invitees = _meeting_with_invitees()
+    with session_scope() as s:
+        m = rpm.get_meeting(s, meeting_id)
+        rpm.send_invitations(s, m, NOW)
+        with pytest.raises(rpm.MeetingRefused, match="reason"):
+            rpm.cancel_meeting(s, m, " ", NOW, actor="fran")
+        assert rpm.cancel_meeting(s, m, "Family moved out of area", NOW, actor="fran")
+        assert m.state == MeetingState.CANCELLED and m.closed_at == NOW
+        keys = {o.key for o in s.exec(select(Outbox).where(
+            Outbox.key.startswith(f"rpm:{meeting_id}:cancelled:"))).all()}
+    assert len(keys) == len(invitees)
+
+
+def test_the_crc_can_escalate_to_a_child_safeguarding_practice_review() -> None:
+    meeting_id, invitees = _meeting_with_invitees()
+    _held(meeting_id, invitees)
+    _signed(meeting_id)
+    with session_scope() as s:
+        m = rpm.get_meeting(s, meeting_id)
+        rpm.save_crc_summary(s, m, chair="Chair, social care", learning_to_share="Learning.",
+                             now=NOW)
+        rpm.send_to_business_unit(s, m, NOW)
+        rpm.record_crc_decision(s, m, CrcChoice.ESCALATE, "Serious harm criteria met", NOW,
+                                decided_by="crc-chair@partnership.example")
+        assert m.state == MeetingState.ESCALATED
+        told = s.exec(select(Outbox).where(Outbox.key == f"rpm:{meeting_id}:escalated")).one()
+    assert told.recipient == "business-unit@partnership.example"
+    assert "child safeguarding practice review" in told.body_text
+
+
+def test_the_policy_timers_remind_once_when_due() -> None:
+    meeting_id, invitees = _meeting_with_invitees()
+    with session_scope() as s:
+        rpm.send_invitations(s, rpm.get_meeting(s, meeting_id), NOW)
+        rpm.confirm_attendance(s, meeting_id, invitees[0], NOW, whole_meeting=True)
+    with session_scope() as s:
+        assert rpm.overdue_reminders(s, NOW + timedelta(days=9)) == 0
+    with session_scope() as s:
+        rpm.overdue_reminders(s, NOW + timedelta(days=10))
+        rpm.overdue_reminders(s, NOW + timedelta(days=11))
+        keys = [o.key for o in s.exec(select(Outbox).where(
+            Outbox.key.startswith(f"rpm:{meeting_id}:reply-reminder:"))).all()]
+    assert sorted(keys) == sorted(f"rpm:{meeting_id}:reply-reminder:{i}" for i in invitees[1:])
+
+
+def test_the_sweep_runs_every_policy_timer_as_of_the_moved_clock() -> None:
+    """The record's completion and the CRC's consideration, by the sweep's own duty and as_of."""
+    from tasks.deadline_sweep import SweepReport, meeting_reminders
+
+    meeting_id, invitees = _meeting_with_invitees()
+    _held(meeting_id, invitees)
+    settings_days = 20  # RPRP_RPM_RECORD_COMPLETION_DAYS's default
+    meeting_reminders(NOW + timedelta(days=settings_days - 1), SweepReport(as_of="early"))
+    meeting_reminders(NOW + timedelta(days=settings_days), SweepReport(as_of="due"))
+    _signed(meeting_id)
+    with session_scope() as s:
+        m = rpm.get_meeting(s, meeting_id)
+        rpm.save_crc_summary(s, m, chair="Chair, health", learning_to_share="Learning.", now=NOW)
+        rpm.send_to_business_unit(s, m, NOW)
+    report = SweepReport(as_of="crc")
+    meeting_reminders(NOW + timedelta(days=40), report)
+    meeting_reminders(NOW + timedelta(days=41), SweepReport(as_of="again"))
+    with session_scope() as s:
+        keys = sorted(o.key for o in s.exec(select(Outbox).where(
+            Outbox.key.startswith(f"rpm:{meeting_id}:"), Outbox.key.contains("reminder"))).all())
+    assert keys == [f"rpm:{meeting_id}:crc-reminder", f"rpm:{meeting_id}:record-reminder"]
+    assert report.overdue_reminders >= 1
