@@ -20,12 +20,14 @@ from models.case import (
     to_db,
     utc_now,
 )
+from models.learning import LearningItem, LearningItemEvent
 from models.report_check import ReportDraft
 from models.user import AccountCode, PortalSession, PortalUser, SignInFailure
 
 __all__ = [
     "Account", "AccountCode", "Action", "ActionReview", "ActionReviewNote", "AuditEvent", "Case",
-    "Deadline", "Decision", "DecisionSubmission", "DiscussionInvitation", "MonitoringRecord",
+    "Deadline", "Decision", "DecisionSubmission", "DiscussionInvitation", "LearningItem",
+    "LearningItemEvent", "MonitoringRecord",
     "Officer", "Outbox", "PortalSession", "PortalUser", "Report", "ReportDraft",
     "SealedText", "SignInFailure",
     "as_utc", "to_db", "utc_now",
