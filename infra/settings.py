@@ -103,6 +103,9 @@ class Settings(BaseSettings):
         default=3, description="*policy* with first_n: how many of a reviewer's reports PSD checks")
     report_check_target_working_days: int = Field(
         default=3, description="*policy* PSD's target for the quality check of a report")
+    learning_themes_extra: str = Field(
+        default="", description="*policy* the force's own learning-register themes, comma-"
+        "separated, added to the default list (tasks/learning_register.py DEFAULT_THEMES)")
     complainant_update_days: int = Field(default=28, description="Law: at least every 4 weeks")
     outcome_letter_working_days: int = Field(default=5, description="Law: outcome within 5 WD")
     review_application_days: int = Field(

@@ -16,7 +16,19 @@ from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from infra.db import get_engine
-from portal import account, auth, cases, foi, gateway, meetings, outbox, referrals, sso, users
+from portal import (
+    account,
+    auth,
+    cases,
+    foi,
+    gateway,
+    learning,
+    meetings,
+    outbox,
+    referrals,
+    sso,
+    users,
+)
 from portal.referral_form import NOUNS, api_errors
 from portal.sessions import ServerSessionMiddleware
 from portal.validation import field_errors
@@ -61,7 +73,7 @@ def create_app(mail_dir: Path | None = None) -> FastAPI:
         return response
 
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
-    for module in (auth, sso, referrals, cases, account, outbox, foi, meetings, gateway):
+    for module in (auth, sso, referrals, cases, account, outbox, foi, meetings, learning, gateway):
         app.include_router(module.router)
     app.include_router(referrals.api)
     app.include_router(cases.api)

@@ -25,9 +25,10 @@ from infra.db import session_scope
 from infra.settings import get_settings
 from models import ActionReview, Case, Deadline, Officer, Report, as_utc, to_db
 from models.enums import TERMINAL_STATES, CaseState, DeadlineKind, DeadlineStatus
-from tasks import letters, meetings
+from tasks import learning_register, letters, meetings, outbox
 from tasks.calendar import LONDON, WorkingCalendar, england_and_wales, working_day_deadline
 from tasks.casework import mark_no_account
+from tasks.deadlines import date_text
 from tasks.discussion_invitation import reminders_due, send_reminder
 from tasks.notice import notice_link
 from tasks.orchestration import recover_stalled_runs, start_action_review_flow, wake_case
@@ -54,6 +55,7 @@ DISCUSSION_REMINDERS = "discussion-reminders"
 COMPLAINANT_LETTERS = "complainant-letters"
 PDR_REMINDERS = "pdr-reminders"
 DUE_ACTION_REVIEWS = "due-action-reviews"
+LEARNING_REMINDERS = "learning-reminders"
 STALLED_RUNS = "stalled-runs"
 MEETING_REMINDERS = "meeting-reminders"
 DELIVER_MAIL = "deliver-mail"  # the flow's last task (flows/sweep.py): the outbox, not a query
@@ -75,6 +77,7 @@ class SweepReport:
     complainant_letters: int = 0
     discussion_reminders: int = 0
     pdr_reminders: int = 0
+    learning_reminders: int = 0
     errors_not_listed: int = 0
     errors: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -291,6 +294,35 @@ def pdr_reminders(as_of: datetime, report: SweepReport) -> None:
                     report.pdr_reminders += 1
 
 
+def learning_reminders(as_of: datetime, report: SweepReport) -> None:
+    """Remind each owner, once, of a learning item still open or planned after its target date.
+    The key holds the target date: PSD setting a new target earns one more reminder after it.
+    The email names the item, never its case, officer or complainant."""
+    today = as_of.astimezone(LONDON).date()
+    with session_scope() as session:
+        items = learning_register.overdue(session, today)
+        for item in items:
+            assert item.target_on is not None
+            reference = learning_register.item_reference(item)
+            with each_case(report, LEARNING_REMINDERS, reference, session):
+                context = {
+                    "case": {"reference": reference, "rprp_reason": "",
+                             "allegation_category": "", "public_summary": ""},
+                    "officer": None,
+                    "item_reference": reference,
+                    "theme_text": item.theme or "not yet assigned",
+                    "unit_text": item.unit or "not yet assigned",
+                    "item_text": item.text,
+                    "target_text": date_text(item.target_on),
+                    "status_text": item.status,
+                }
+                if outbox.enqueue(session, key=f"learning-overdue:{item.id}:"
+                                  f"{item.target_on.isoformat()}",
+                                  kind="learning_item_overdue", recipient=item.owner,
+                                  context=context):
+                    report.learning_reminders += 1
+
+
 def due_reviews(as_of: datetime) -> list[tuple[int, int]]:
     today = as_of.astimezone(LONDON).date()
     with session_scope() as session:
@@ -355,6 +387,7 @@ DUTIES: tuple[Duty, ...] = (
     Duty(DISCUSSION_REMINDERS, discussion_reminders),
     Duty(COMPLAINANT_LETTERS, complainant_letters),
     Duty(PDR_REMINDERS, pdr_reminders),
+    Duty(LEARNING_REMINDERS, learning_reminders),
     Duty(DUE_ACTION_REVIEWS, start_due_reviews),
     Duty(MEETING_REMINDERS, meeting_reminders),
     Duty(STALLED_RUNS, stalled_runs),

@@ -71,6 +71,9 @@ KIND_CONTEXT: dict[str, frozenset[str]] = {
     "account_declined": frozenset({"declined_on_text", "case_link"}),
     "pdr_reminder": frozenset({"pdr_due_text", "agreed_on_text", "case_link"}),
     "overdue_reminder": frozenset({"what", "due_text", "decision_link", "case_link"}),
+    # The register's reminder names the item, never the case, its officer or complainant.
+    "learning_item_overdue": frozenset({"item_reference", "theme_text", "unit_text",
+                                        "item_text", "target_text", "status_text"}),
     "action_review_due": frozenset({"review_number", "due_text", "decision_link", "case_link"}),
     "case_closed": frozenset({"outcome_label", "case_link"}),
     "discussion_invitation": frozenset(
@@ -98,6 +101,7 @@ KIND_TITLES: dict[str, str] = {
     "account_declined": "Account declined",
     "pdr_reminder": "PDR discussion reminder",
     "overdue_reminder": "Overdue step reminder",
+    "learning_item_overdue": "Learning item past its target",
     "action_review_due": "Action-plan review due",
     "case_closed": "Case closed",
     "discussion_invitation": "Discussion invitation",

@@ -22,7 +22,7 @@ from models import (
 )
 from models.choices import Agreement, ReviewOutcome
 from models.enums import ActionStatus, ActionType, DeadlineKind
-from tasks import letters
+from tasks import learning_register, letters
 from tasks.calendar import LONDON, england_and_wales
 from tasks.deadlines import date_text, set_deadline
 from tasks.records import audit, close_deadlines, lock_case, officer_of
@@ -107,6 +107,8 @@ def file_report(session: Session, case: Case, answer: Any, decider: str,
                  f"discussed at the PDR by {date_text(report.pdr_due_on)}")
     letters.report_filed(session, case, officer_of(session, case), report, actions, review_on,
                          now)
+    # Reg 70(4): the lessons for the force go to the learning register, apart from the case.
+    learning_register.create_from_report(session, case, report, now)
     return report
 
 

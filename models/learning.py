@@ -1,0 +1,47 @@
+"""The organisational learning register (reg 70(2)(e), 70(4)): one item per lesson for line
+management or the force in a filed report, kept apart from the officer's case.
+
+An item holds no officer name, collar number or complainant detail; its link to the case is for
+PSD only. Its history is an append-only list of events (`LearningItemEvent`).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import Column, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from models.case import utc_now
+
+
+class LearningItem(SQLModel, table=True):
+    __tablename__ = "learning_item"
+    # One item per lesson of a report's field: replays of the filing find it there.
+    __table_args__ = (UniqueConstraint("case_id", "source", "part"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="rprp_case.id", index=True)
+    source: str = Field(default="force_lessons", max_length=40)  # the report's field
+    part: int = 1  # the lesson's place in that field
+    theme: str = Field(default="", max_length=80)  # empty until PSD assigns one
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    unit: str = Field(default="", max_length=200)
+    owner: str = Field(default="", max_length=254)  # the owner's email
+    target_on: date | None = None
+    status: str = Field(default="open", max_length=20, index=True)
+    status_reason: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    closing_note: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    created_at: datetime = Field(default_factory=utc_now)
+    updated_at: datetime = Field(default_factory=utc_now)
+
+
+class LearningItemEvent(SQLModel, table=True):
+    __tablename__ = "learning_item_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    item_id: int = Field(foreign_key="learning_item.id", index=True)
+    at: datetime = Field(default_factory=utc_now)
+    actor: str = Field(max_length=254)
+    action: str = Field(max_length=60)
+    detail: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
