@@ -45,7 +45,7 @@ async def wait_paused(meeting_id: int, state: MeetingState, timeout: float = 180
                        "worker running (rprp up)?")
 
 
-async def meeting_to_crc(child_name: str = "Demo Child") -> Meeting:
+async def meeting_to_crc(child_name: str = "Skye Tarrant") -> Meeting:
     """Request → invitations → replies → held → log signed → summary: paused at the CRC."""
     now = utc_now()
     with session_scope() as session:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import date, timedelta
+from urllib.parse import urlsplit
 from uuid import UUID
 
 import httpx
@@ -61,7 +62,7 @@ def link_in(sink: MailSink, recipient: str) -> str:
     assert mails, f"no email to {recipient}"
     found = re.search(r"(http://\S+/meetings/invitation/\S+)", mails[-1].text)
     assert found, mails[-1].text
-    return found.group(1).split("8765", 1)[1]  # the portal's path (RPRP_PORTAL_URL's port)
+    return urlsplit(found.group(1)).path  # the portal's path, whatever RPRP_PORTAL_URL says
 
 
 async def mail_to(sink: MailSink, recipient: str) -> None:

@@ -72,15 +72,17 @@ async def test_a_finished_case_shows_its_steps_in_order_with_its_reviews(stack) 
     action = the_action(case_id)
 
     # The first review, 12 weeks on, keeps the action open; the second, 12 weeks later, closes it.
+    # Other tests' cases share the session's DB and may have reviews due too: this one's is
+    # among those started, and review_asked proves it is asked in this case's own run.
     summary = await rprp_sweep(as_of=datetime.now(UTC) + timedelta(days=92))
-    assert summary["reviews_started"] == 1
+    assert summary["reviews_started"] >= 1
     await review_asked(case_id, 1)
     await decide(case_id, **{f"action_{action}_note": "Half the module done.",
                              f"action_{action}_outcome": "Not yet complete: keep open"})
     await eventually(lambda: _review_done(case_id, 1), 90, "review 1 recorded")
     await paused_in(case_id, S.ACTIONS_MONITORING)
     summary = await rprp_sweep(as_of=datetime.now(UTC) + timedelta(days=92 + 90))
-    assert summary["reviews_started"] == 1
+    assert summary["reviews_started"] >= 1
     await review_asked(case_id, 2)
     await decide(case_id, **{f"action_{action}_note": "Module completed.",
                              f"action_{action}_outcome": "Completed: close this action"})
