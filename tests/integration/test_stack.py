@@ -146,7 +146,10 @@ def run_demo(env: dict[str, str], prefect: str, portal_port: int) -> dict[int, s
     assert {path: state for path, (_, state) in found.items()} == DEMO_PATHS, done.stdout
     for case_id, _ in found.values():
         assert f"http://127.0.0.1:{portal_port}/cases/{case_id}" in done.stdout
-    assert done.stdout.count(f"{gateway}/runs/flow-run/") == len(DEMO_PATHS), done.stdout
+    # One Prefect link per case, and one for the reflective practice meeting at the CRC's step.
+    assert done.stdout.count(f"{gateway}/runs/flow-run/") == len(DEMO_PATHS) + 1, done.stdout
+    assert re.search(r"RPM-\d+ +reflective practice meeting, now sent_to_business_unit",
+                     done.stdout), done.stdout
     assert "Demo sign-ins" in done.stdout and all(part in done.stdout for part in DEFAULT_PSD)
     return dict(found.values())
 
