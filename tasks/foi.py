@@ -21,11 +21,12 @@ from sqlmodel import Session, col
 
 from models import Case, ImportedCase, Officer
 from models.enums import CaseState, EmploymentStatus, Origin, Route
+from tasks.identifiers import TITLES as RANKS
+from tasks.identifiers import mentions, name_parts
 
 COLUMNS = ("reference", "date_concern_reported", "origin", "behaviour_summary", "still_serving")
 # Titles and ranks in a recorded name are not what identifies the person.
-TITLES = frozenset({"pc", "dc", "ps", "ds", "sgt", "insp", "di", "ci", "supt", "mr", "mrs", "ms",
-                    "miss", "mx", "dr", "constable", "sergeant", "inspector", "officer"})
+TITLES = RANKS | {"constable", "sergeant", "inspector", "officer"}
 
 
 @dataclass(frozen=True)
@@ -64,27 +65,8 @@ class FoiReturn:
         return list(self.counts.items())
 
 
-def _mentions(text: str, needle: str) -> bool:
-    """`needle` in `text` as a whole word (or words), ignoring case; no regex, so a decade of
-    summaries is checked in well under a second."""
-    if not needle:
-        return False
-    haystack, word = text.casefold(), needle.casefold()
-    start = haystack.find(word)
-    while start != -1:
-        end = start + len(word)
-        before = haystack[start - 1] if start else " "
-        after = haystack[end] if end < len(haystack) else " "
-        if not (before.isalnum() or before == "_") and not (after.isalnum() or after == "_"):
-            return True
-        start = haystack.find(word, start + 1)
-    return False
-
-
 def _name_parts(name: str | None) -> list[str]:
-    words = re.findall(r"[\w'-]+", name or "")
-    parts = [w for w in words if len(w) >= 3 and w.lower() not in TITLES]
-    return [(name or "").strip(), *parts]
+    return name_parts(name, min_length=3, titles=TITLES)
 
 
 def identifying(summary: str, *, officer_name: str, collar_number: str,
@@ -93,17 +75,17 @@ def identifying(summary: str, *, officer_name: str, collar_number: str,
     """What in the case the summary still names: the officer's or complainant's name (or any
     part of it), the collar number, the complainant's email or address (or a line of it)."""
     found: list[str] = []
-    if any(_mentions(summary, p) for p in _name_parts(officer_name)):
+    if any(mentions(summary, p) for p in _name_parts(officer_name)):
         found.append("officer's name")
-    if _mentions(summary, collar_number):
+    if mentions(summary, collar_number):
         found.append("collar number")
-    if any(_mentions(summary, p) for p in _name_parts(complainant_name)):
+    if any(mentions(summary, p) for p in _name_parts(complainant_name)):
         found.append("complainant's name")
-    if complainant_email and _mentions(summary, complainant_email):
+    if complainant_email and mentions(summary, complainant_email):
         found.append("complainant's email")
     address = complainant_address or ""
     lines = [address.strip(), *(p.strip() for p in re.split(r"[,\n]", address))]
-    if any(len(line) >= 4 and _mentions(summary, line) for line in lines):
+    if any(len(line) >= 4 and mentions(summary, line) for line in lines):
         found.append("complainant's address")
     return tuple(found)
 

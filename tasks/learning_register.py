@@ -19,6 +19,7 @@ from sqlmodel import Session, select
 from infra.settings import get_settings
 from models import Case, Officer, Report, as_utc
 from models.learning import LearningItem, LearningItemEvent
+from tasks.identifiers import collar_parts, name_parts
 
 SOURCE = "force_lessons"  # the report's field (reg 70(2)(e)) the items come from
 REDACTED = "[name removed]"
@@ -96,18 +97,12 @@ def lessons(text: str) -> list[str]:
 def identifying_words(session: Session, case: Case) -> list[str]:
     """What identifies the officer or the complainant: each name's words, the full names, the
     collar number (and its digits)."""
-    words: list[str] = []
     officer = session.get(Officer, case.officer_id) if getattr(case, "officer_id", None) else None
-    names = [officer.name if officer else "", case.complainant_name or ""]
-    for name in names:
-        words += [w for w in re.split(r"[\s,-]+", name) if len(w) > 1 and not w.isdigit()]
-        words.append(name.strip())
+    words = name_parts(officer.name if officer else "", min_length=2)
+    words += name_parts(case.complainant_name, min_length=2)
     if officer is not None:
-        words.append(officer.collar_number.strip())
-        words += [n for n in re.findall(r"\d+", officer.collar_number) if len(n) > 1]
-    ranks = {"pc", "ps", "sgt", "dc", "ds", "insp", "mr", "mrs", "ms", "miss", "dr"}
-    return sorted({w for w in words if w and w.lower().strip(".") not in ranks},
-                  key=lambda w: (-len(w), w.lower()))
+        words += collar_parts(officer.collar_number)
+    return sorted(set(words), key=lambda w: (-len(w), w.lower()))
 
 
 def _pattern(word: str) -> re.Pattern[str]:

@@ -29,6 +29,7 @@ from models.meetings import (
     MeetingState,
     TimelineEntry,
 )
+from tasks.identifiers import mentions_any, name_parts
 from tasks.meeting_links import invitee_link, invitee_token, meeting_page_link
 from tasks.outbox import RenderedEmail, _environment, enqueue_rendered
 
@@ -432,8 +433,7 @@ def names_in(text: str, names: list[tuple[str, str]]) -> list[tuple[str, str]]:
     """The recorded names the text holds: the whole name, or any part of it of 3+ letters."""
     hits: list[tuple[str, str]] = []
     for kind, name in names:
-        parts = [name] + [p for p in re.split(r"[\s\-']+", name) if len(p) >= 3]
-        if any(re.search(rf"(?<!\w){re.escape(p)}(?!\w)", text, re.IGNORECASE) for p in parts):
+        if mentions_any(text, name_parts(name, min_length=3)):
             hits.append((kind, name))
     return hits
 

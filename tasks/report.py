@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import calendar as _calendar
-import re
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -25,6 +24,7 @@ from models.enums import ActionStatus, ActionType, DeadlineKind
 from tasks import learning_register, letters
 from tasks.calendar import LONDON, england_and_wales
 from tasks.deadlines import date_text, set_deadline
+from tasks.identifiers import collar_parts, mentions_any, name_parts
 from tasks.records import audit, close_deadlines, lock_case, officer_of
 
 
@@ -42,12 +42,8 @@ def add_months(day: date, months: int) -> date:
 def names_the_officer(text: str, officer: Officer) -> bool:
     """True if `text` has the officer's first name, surname, full name or collar number as a
     whole word, in any case: what the complainant reads must not identify the officer."""
-    words = [w for w in re.split(r"[\s,-]+", officer.name) if len(w) > 1 and not w.isdigit()]
-    words.append(officer.name.strip())
-    words.append(officer.collar_number.strip())
-    words += [n for n in re.findall(r"\d+", officer.collar_number) if len(n) > 1]
-    return any(re.search(rf"(?<!\w){re.escape(w)}(?!\w)", text, re.IGNORECASE)
-               for w in words if w)
+    return mentions_any(text, name_parts(officer.name, min_length=2)
+                        + collar_parts(officer.collar_number))
 
 
 def complainant_summary(case: Case, officer: Officer, answer: Any) -> str:
