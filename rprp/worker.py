@@ -13,6 +13,13 @@ which imports it again. A case resumes about eight times in its life, so this wo
 engine directly (`<this python> -m prefect.engine`, Prefect's own path when a pool or deployment
 sets `command`); the engine still runs the deployment's pull steps. A `command` set on the pool
 or a deployment still wins.
+
+And it starts no interpreter per step at all where it can: it keeps a fork server
+(rprp/forkserver.py), a parent that has imported Prefect's engine and the project's flows once,
+and gives Prefect as each run's command a stand-in (rprp/forkclient.py, standard library only)
+that has the engine forked from it. Each run is still its own process that Prefect can watch and
+kill. `--no-fork` (or RPRP_WORKER_FORK=0) turns this off; a stock `prefect worker start` runs
+the same deployments, only slower.
 """
 
 from __future__ import annotations
@@ -26,9 +33,14 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 import argparse  # noqa: E402
 import asyncio  # noqa: E402
 import shlex  # noqa: E402
+import shutil  # noqa: E402
 import signal  # noqa: E402
+import subprocess  # noqa: E402
 import sys  # noqa: E402
+import tempfile  # noqa: E402
+import uuid  # noqa: E402
 import warnings  # noqa: E402
+from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 from prefect.workers.process import ProcessJobConfiguration, ProcessWorker  # noqa: E402
@@ -38,12 +50,57 @@ warnings.filterwarnings("ignore", message="Type 'RprpProcessWorker'")
 
 
 ENGINE_COMMAND = shlex.join([sys.executable, "-m", "prefect.engine"])
+FORK_COMMAND = shlex.join([sys.executable, "-I", "-S",
+                           str(Path(__file__).with_name("forkclient.py"))])
+SOCKET_ENV = "RPRP_FORKSERVER_SOCKET"
+
+
+class ForkServer:
+    """The worker's fork server process: started with the worker, started again when it has
+    exited (after a code change on disk), stopped with the worker."""
+
+    def __init__(self) -> None:
+        self.directory = Path(tempfile.mkdtemp(prefix="rprp-fork-"))
+        os.chmod(self.directory, 0o700)
+        self.process: subprocess.Popen[bytes] | None = None
+        self.socket = ""
+
+    def ensure(self) -> str:
+        """The socket of a running fork server (starting one if there is none). A stand-in that
+        finds it not listening yet runs the stock engine, so this never waits."""
+        if self.process is None or self.process.poll() is not None:
+            self.socket = str(self.directory / f"{uuid.uuid4().hex[:12]}.sock")
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "rprp.forkserver", "--socket", self.socket],
+                stdin=subprocess.DEVNULL, cwd=Path(__file__).resolve().parent.parent)
+        return self.socket
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+FORKS: ForkServer | None = None
+
+
+def _forking() -> bool:
+    return os.environ.get("RPRP_WORKER_FORK", "1").strip().lower() not in ("0", "false", "no")
 
 
 class RprpJobConfiguration(ProcessJobConfiguration):
     def prepare_for_flow_run(self, *args: Any, **kwargs: Any) -> None:
         if self.command is None:
-            self.command = ENGINE_COMMAND
+            if FORKS is not None:
+                self.command = FORK_COMMAND
+                self.env = {**self.env, SOCKET_ENV: FORKS.ensure(),
+                            "RPRP_FORKSERVER_PYTHON": sys.executable}
+            else:
+                self.command = ENGINE_COMMAND
         super().prepare_for_flow_run(*args, **kwargs)
 
 
@@ -57,7 +114,11 @@ class RprpProcessWorker(ProcessWorker):
         return await super()._submit_scheduled_flow_runs(flow_run_response)
 
 
-async def serve(pool: str, limit: int | None, name: str | None) -> None:
+async def serve(pool: str, limit: int | None, name: str | None, fork: bool = True) -> None:
+    global FORKS
+    if fork:
+        FORKS = ForkServer()
+        FORKS.ensure()
     worker = RprpProcessWorker(work_pool_name=pool, limit=limit, name=name)
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
@@ -67,6 +128,9 @@ async def serve(pool: str, limit: int | None, name: str | None) -> None:
         await worker.start()
     except asyncio.CancelledError:
         pass
+    finally:
+        if FORKS is not None:
+            FORKS.stop()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,8 +138,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pool", default="rprp-pool")
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--name", default=None)
+    parser.add_argument("--no-fork", action="store_true",
+                        help="start each flow run as a fresh `python -m prefect.engine`")
     args = parser.parse_args(argv)
-    asyncio.run(serve(args.pool, args.limit, args.name))
+    asyncio.run(serve(args.pool, args.limit, args.name, fork=_forking() and not args.no_fork))
     return 0
 
 
