@@ -20,6 +20,11 @@ and gives Prefect as each run's command a stand-in (rprp/forkclient.py, standard
 that has the engine forked from it. Each run is still its own process that Prefect can watch and
 kill. `--no-fork` (or RPRP_WORKER_FORK=0) turns this off; a stock `prefect worker start` runs
 the same deployments, only slower.
+
+Finally, it does not wait for its next poll to find a run that has just been scheduled (a
+person pressed Resume, the portal woke a case, a referral arrived): it follows the Prefect
+server's event stream and polls at once when a flow run is Scheduled or Resuming. The poll on
+its interval stays as the safety net for anything the stream misses.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 
 import argparse  # noqa: E402
 import asyncio  # noqa: E402
+import logging  # noqa: E402
 import shlex  # noqa: E402
 import shutil  # noqa: E402
 import signal  # noqa: E402
@@ -114,6 +120,46 @@ class RprpProcessWorker(ProcessWorker):
         return await super()._submit_scheduled_flow_runs(flow_run_response)
 
 
+SCHEDULED_EVENTS = ["prefect.flow-run.Scheduled", "prefect.flow-run.Resuming"]
+log = logging.getLogger("rprp.worker")
+
+
+async def poll_when_scheduled(worker: RprpProcessWorker, retry_seconds: float = 5.0) -> None:
+    """Poll as soon as the server says a flow run was scheduled. A burst of events gives one
+    poll at a time (the next one covers everything scheduled meanwhile); a lost stream is
+    opened again, and until then the interval poll goes on as before."""
+    from prefect.events.clients import get_events_subscriber
+    from prefect.events.filters import EventFilter, EventNameFilter
+
+    wanted = asyncio.Event()
+
+    async def submit() -> None:
+        while True:
+            await wanted.wait()
+            wanted.clear()
+            try:
+                await worker.get_and_submit_flow_runs()
+            except Exception as exc:  # noqa: BLE001  (the interval poll will try again)
+                log.debug("an event-driven poll failed: %s", exc)
+
+    submitter = asyncio.create_task(submit())
+    try:
+        while True:
+            try:
+                async with get_events_subscriber(
+                        filter=EventFilter(event=EventNameFilter(name=SCHEDULED_EVENTS)),
+                        reconnection_attempts=2) as events:
+                    async for _ in events:
+                        wanted.set()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001  (no stream: the interval poll still runs)
+                log.debug("the event stream closed (%s); opening it again", exc)
+            await asyncio.sleep(retry_seconds)
+    finally:
+        submitter.cancel()
+
+
 async def serve(pool: str, limit: int | None, name: str | None, fork: bool = True) -> None:
     global FORKS
     if fork:
@@ -124,11 +170,13 @@ async def serve(pool: str, limit: int | None, name: str | None, fork: bool = Tru
     task = asyncio.current_task()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, task.cancel)  # type: ignore[union-attr]
+    listener = asyncio.create_task(poll_when_scheduled(worker))
     try:
         await worker.start()
     except asyncio.CancelledError:
         pass
     finally:
+        listener.cancel()
         if FORKS is not None:
             FORKS.stop()
 

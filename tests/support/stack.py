@@ -52,11 +52,12 @@ class Worker:
     env: dict[str, str]
     log_path: Path
     process: subprocess.Popen | None = None
+    pool: str = POOL
 
     def start(self) -> None:
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "rprp.worker", "--pool", POOL, "--limit", "4"],
+            [sys.executable, "-m", "rprp.worker", "--pool", self.pool, "--limit", "4"],
             cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True,
         )
