@@ -9,14 +9,17 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime
 
 import pytest
+import yaml
+from prefect.server.schemas.schedules import CronSchedule
 from sqlmodel import select
 
 from infra.db import session_scope
-from infra.settings import reset_settings
+from infra.settings import PROJECT_ROOT, reset_settings
 from models import Outbox
 from models.learning import LearningItem
 from tasks import learning_board as board
 from tasks import learning_register as register
+from tasks.calendar import LONDON
 from tasks.learning_board import BoardRefused, Month
 from tests.support.board import OFFICER_NAME, SeededMonth, seed_board_month
 
@@ -113,6 +116,23 @@ def test_the_board_meets_on_the_months_first_working_day(year: int, month: int,
     assert board.is_board_day(first)
     assert not board.is_board_day(date(year, month, 1)) or first.day == 1
     assert not board.is_board_day(date(first.year, first.month, first.day + 1))
+
+
+async def test_the_schedule_runs_on_every_months_first_working_day() -> None:
+    """prefect.yaml's cron, as Prefect's scheduler reads it: weekdays of days 1-7 (day_or is
+    false, so not "days 1-7 or any weekday"), which always include the first working day."""
+    config = yaml.safe_load((PROJECT_ROOT / "prefect.yaml").read_text(encoding="utf-8"))
+    (deployment,) = [d for d in config["deployments"] if d["name"] == "rprp-learning-board"]
+    (spec,) = deployment["schedules"]
+    schedule = CronSchedule(cron=spec["cron"], timezone=spec["timezone"], day_or=spec["day_or"])
+    runs = await schedule.get_dates(start=datetime(2026, 12, 1, tzinfo=UTC),
+                                    end=datetime(2031, 12, 31, tzinfo=UTC))
+    days = [r.astimezone(LONDON) for r in runs]
+    assert all(d.day <= 7 and d.weekday() < 5 and (d.hour, d.minute) == (7, 30) for d in days)
+    board_days = {d.date() for d in days if board.is_board_day(d.date())}
+    expected = {board.first_working_day(y, m) for y in range(2027, 2032) for m in range(1, 13)}
+    assert expected <= board_days
+    assert len(board_days) == len(expected) + 1  # and December 2026's
 
 
 def test_the_month_reviewed_is_the_one_before_and_a_bad_month_is_refused() -> None:
