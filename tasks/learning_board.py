@@ -24,6 +24,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, func, select
 
 from infra.settings import get_settings
@@ -226,8 +227,15 @@ def prepare(session: Session, month: Month, as_of: date, now: datetime
     figures = build_figures(session, month, as_of)
     pack = LearningBoardPack(month=month.key, as_of=as_of, figures=figures.to_json(),
                              built_at=as_utc(now))
-    session.add(pack)
-    session.flush()
+    try:
+        # A savepoint: a run that loses a race with another for the month keeps the winner's.
+        with session.begin_nested():
+            session.add(pack)
+    except IntegrityError:
+        kept = pack_of(session, month)
+        if kept is None:
+            raise
+        return kept, False
     return pack, True
 
 

@@ -102,6 +102,26 @@ def test_the_pack_is_kept_once_and_the_page_shows_what_was_built(seeded: SeededM
         assert MARCH.key in [p.month for p in board.packs(session)]
 
 
+def test_a_run_that_loses_the_race_for_a_month_keeps_the_other_runs_pack(
+        seeded: SeededMonth, monkeypatch: pytest.MonkeyPatch) -> None:
+    month = Month(2034, 4)
+    with session_scope() as session:
+        first, built = board.prepare(session, month, date(2034, 5, 1), NOW)
+        assert built
+        kept = first.figures
+    real = board.pack_of
+    calls = []
+
+    def not_yet(session: object, chosen: Month) -> object:
+        calls.append(chosen)
+        return None if len(calls) == 1 else real(session, chosen)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(board, "pack_of", not_yet)
+    with session_scope() as session:
+        second, built = board.prepare(session, month, date(2034, 5, 2), NOW)
+        assert not built and second.figures == kept and second.as_of == date(2034, 5, 1)
+
+
 @pytest.mark.parametrize(("year", "month", "first"), [
     (2027, 1, date(2027, 1, 4)),   # Fri 1 Jan is New Year's Day; then a weekend
     (2034, 4, date(2034, 4, 3)),   # Sat 1 Apr
