@@ -106,6 +106,10 @@ class Settings(BaseSettings):
     learning_themes_extra: str = Field(
         default="", description="*policy* the force's own learning-register themes, comma-"
         "separated, added to the default list (tasks/learning_register.py DEFAULT_THEMES)")
+    learning_board_members: str = Field(
+        default="", description="the monthly learning board's members: email addresses, comma-"
+        "separated, sent the board's pack on the first working day of each month; empty: no "
+        "email (the pack is still built and shown at /learning/board)")
     complainant_update_days: int = Field(default=28, description="Law: at least every 4 weeks")
     outcome_letter_working_days: int = Field(default=5, description="Law: outcome within 5 WD")
     review_application_days: int = Field(

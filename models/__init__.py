@@ -21,7 +21,7 @@ from models.case import (
     utc_now,
 )
 from models.central_record import ImportedCase, WorkforceHeadcount
-from models.learning import LearningItem, LearningItemEvent
+from models.learning import LearningBoardPack, LearningItem, LearningItemEvent
 from models.meetings import (
     CrcSummary,
     LearningLog,
@@ -37,7 +37,7 @@ from models.user import AccountCode, PortalSession, PortalUser, SignInFailure
 __all__ = [
     "Account", "AccountCode", "Action", "ActionReview", "ActionReviewNote", "AuditEvent", "Case",
     "Deadline", "Decision", "DecisionSubmission", "DiscussionInvitation", "ImportedCase",
-    "LearningItem", "LearningItemEvent", "MonitoringRecord", "Officer", "Outbox",
+    "LearningBoardPack", "LearningItem", "LearningItemEvent", "MonitoringRecord", "Officer", "Outbox",
     "PortalSession", "PortalUser", "Report", "ReportDraft", "SealedText", "SignInFailure",
     "WorkforceHeadcount",
     "as_utc", "to_db", "utc_now",

@@ -45,3 +45,17 @@ class LearningItemEvent(SQLModel, table=True):
     actor: str = Field(max_length=254)
     action: str = Field(max_length=60)
     detail: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+
+
+class LearningBoardPack(SQLModel, table=True):
+    """The monthly learning board's pack, built once per month and kept, so the page the board
+    reads shows the figures the email gave. `figures` is the pack as JSON (counts, item
+    references and their non-identifying text; never a case, officer or complainant)."""
+
+    __tablename__ = "learning_board_pack"
+
+    id: int | None = Field(default=None, primary_key=True)
+    month: str = Field(max_length=7, unique=True)  # YYYY-MM, the month the pack covers
+    as_of: date  # the run date: items overdue are those overdue on this day
+    figures: str = Field(sa_column=Column(Text, nullable=False))
+    built_at: datetime = Field(default_factory=utc_now)

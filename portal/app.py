@@ -23,6 +23,7 @@ from portal import (
     foi,
     gateway,
     learning,
+    learning_board,
     meetings,
     outbox,
     referrals,
@@ -73,7 +74,8 @@ def create_app(mail_dir: Path | None = None) -> FastAPI:
         return response
 
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
-    for module in (auth, sso, referrals, cases, account, outbox, foi, meetings, learning, gateway):
+    for module in (auth, sso, referrals, cases, account, outbox, foi, meetings,
+                   learning_board, learning, gateway):  # the board's /learning/board first
         app.include_router(module.router)
     app.include_router(referrals.api)
     app.include_router(cases.api)

@@ -74,6 +74,10 @@ KIND_CONTEXT: dict[str, frozenset[str]] = {
     # The register's reminder names the item, never the case, its officer or complainant.
     "learning_item_overdue": frozenset({"item_reference", "theme_text", "unit_text",
                                         "item_text", "target_text", "status_text"}),
+    # The board's pack: counts and themes, and the link to the pack; never an item's text.
+    "learning_board_pack": frozenset({"month_text", "pack_link", "no_cases", "cases_referred",
+                                      "reports_filed", "median_text", "new_count",
+                                      "closed_count", "overdue_count", "themes"}),
     "action_review_due": frozenset({"review_number", "due_text", "decision_link", "case_link"}),
     "case_closed": frozenset({"outcome_label", "case_link"}),
     "discussion_invitation": frozenset(
@@ -102,6 +106,7 @@ KIND_TITLES: dict[str, str] = {
     "pdr_reminder": "PDR discussion reminder",
     "overdue_reminder": "Overdue step reminder",
     "learning_item_overdue": "Learning item past its target",
+    "learning_board_pack": "Monthly learning board pack",
     "action_review_due": "Action-plan review due",
     "case_closed": "Case closed",
     "discussion_invitation": "Discussion invitation",

@@ -23,7 +23,8 @@ from tests.support.database import create_test_database, drop_test_database
 from tests.support.stack import log_failures
 
 ROOT = Path(__file__).resolve().parents[2]
-DEPLOYMENTS = {"rprp-case", "rprp-sweep", "rprp-action-review", "rprp-rpm"}
+DEPLOYMENTS = {"rprp-case", "rprp-sweep", "rprp-action-review", "rprp-rpm",
+               "rprp-learning-board"}
 START_TIMEOUT = 300
 STOP_TIMEOUT = 30
 DEMO_TIMEOUT = 600
@@ -199,6 +200,10 @@ def test_rprp_up_starts_everything_and_ctrl_c_stops_it(tmp_path: Path,
         sweep = next(d for d in found if d["name"] == "rprp-sweep")
         schedule = sweep["schedules"][0]["schedule"]
         assert (schedule["cron"], schedule["timezone"]) == ("0 7 * * 1-5", "Europe/London")
+        board = next(d for d in found if d["name"] == "rprp-learning-board")
+        schedule = board["schedules"][0]["schedule"]
+        assert (schedule["cron"], schedule["timezone"], schedule["day_or"]) == (
+            "30 7 1-7 * 1-5", "Europe/London", False)  # weekdays of days 1-7, not either
 
         # The outbox page is there (behind the portal's sign-in), and the SMTP sink listens.
         outbox = httpx.get(f"{portal}/outbox", timeout=10)
