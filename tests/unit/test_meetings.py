@@ -230,3 +230,46 @@ def test_the_sweep_runs_every_policy_timer_as_of_the_moved_clock() -> None:
             Outbox.key.startswith(f"rpm:{meeting_id}:"), Outbox.key.contains("reminder"))).all())
     assert keys == [f"rpm:{meeting_id}:crc-reminder", f"rpm:{meeting_id}:record-reminder"]
     assert report.overdue_reminders >= 1
+
+
+def _at_the_crc() -> int:
+    meeting_id, invitees = _meeting_with_invitees()
+    _held(meeting_id, invitees)
+    _signed(meeting_id)
+    with session_scope() as s:
+        m = rpm.get_meeting(s, meeting_id)
+        rpm.save_crc_summary(s, m, chair="Head of Service", now=NOW,
+                             learning_to_share="Share information at referral.")
+        rpm.send_to_business_unit(s, m, NOW)
+        m.flow_run_id = f"00000000-0000-0000-0000-{meeting_id:012d}"
+        s.add(m)
+    return meeting_id
+
+
+def test_the_crc_answer_is_checked_and_its_plan_sealed_before_prefect_sees_it() -> None:
+    from models.meetings import CrcSubmission
+    from tasks import meeting_decisions as crc
+
+    meeting_id = _at_the_crc()
+    with session_scope() as s:
+        m = rpm.get_meeting(s, meeting_id)
+        step = crc.step_waiting_on(s, m)
+        assert step is not None and step.key == "crc-consideration-0"
+        forwarded, errors, row = crc.take(s, m, step, {
+            "decision": CrcChoice.PLAN_ACTION.value, "plan": f"Ask {MARKER}'s mother"}, "X@Y.Z")
+        assert forwarded is None and row is None
+        assert errors and "child's name" in errors[0] and MARKER not in " ".join(errors)
+        _, errors, _ = crc.take(s, m, step, {"decision": CrcChoice.PLAN_ACTION.value}, "x@y.z")
+        assert errors == ["Planning action needs the plan"]
+        assert s.exec(select(CrcSubmission).where(
+            CrcSubmission.meeting_id == meeting_id)).all() == []
+        forwarded, errors, row = crc.take(s, m, step, {
+            "decision": CrcChoice.PLAN_ACTION.value, "plan": " A workshop "}, "Chair@P.Example")
+        assert errors == [] and forwarded is not None and row is not None
+        assert forwarded["plan"] == f"sealed:{row.token}" and row.plan == "A workshop"
+        assert crc.verified(s, meeting_id, step.key, forwarded).decided_by == "chair@p.example"
+        with pytest.raises(crc.CrcDecisionNotVerified):
+            crc.verified(s, meeting_id, step.key, dict(forwarded, decision=CrcChoice.ESCALATE.value))
+        with pytest.raises(crc.CrcDecisionNotVerified):
+            crc.verified(s, meeting_id, step.key, {"decision": forwarded["decision"],
+                                                   "plan": "A workshop"})
