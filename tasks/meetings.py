@@ -188,6 +188,30 @@ def add_invitee(session: Session, meeting: Meeting, invitation: Invitation, now:
     return invitee
 
 
+def request_with_invitees(session: Session, now: datetime, *, invitations: list[Invitation],
+                          child_name: str, child_date_of_birth: date, family_names: str,
+                          requested_by_name: str, requested_by_agency: str,
+                          requested_by_email: str, facilitator_name: str, facilitator_email: str,
+                          purpose: str, meeting_on: date | None = None,
+                          place: str = "") -> Meeting:
+    """The request page's one step: the meeting and its invitees (with their agency, role and
+    manager) recorded together, or nothing at all (the caller's transaction rolls back on the
+    first refusal). Invitations go when the meeting's run starts."""
+    if not invitations:
+        raise MeetingRefused("Invite at least one professional (name, email, agency and role).")
+    if meeting_on is not None and meeting_on < now.date():
+        raise MeetingRefused("The meeting cannot be planned for a date in the past.")
+    meeting = request_meeting(
+        session, now, child_name=child_name, child_date_of_birth=child_date_of_birth,
+        family_names=family_names, requested_by_name=requested_by_name,
+        requested_by_agency=requested_by_agency, requested_by_email=requested_by_email,
+        facilitator_name=facilitator_name, facilitator_email=facilitator_email,
+        purpose=purpose, meeting_on=meeting_on, place=place)
+    for invitation in invitations:
+        add_invitee(session, meeting, invitation, now, actor=meeting.facilitator_email)
+    return meeting
+
+
 def link_for(meeting: Meeting, invitee: MeetingInvitee) -> str:
     assert meeting.id is not None and invitee.id is not None
     expires = datetime.combine(meeting.created_at.date(), datetime.min.time(),

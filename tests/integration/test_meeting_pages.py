@@ -9,6 +9,7 @@ import re
 from collections.abc import Iterator
 from datetime import date
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -123,3 +124,82 @@ def test_people_without_the_role_cannot_open_a_meeting(http: TestClient) -> None
     meeting_id, _, _ = invited_meeting()
     sign_in(http, "rev.user", "rev-pass-1")
     assert http.get(f"/meetings/{meeting_id}").status_code == 403
+
+
+@pytest.fixture
+def started(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    calls: list[int] = []
+
+    async def start(meeting_id: int) -> bool:
+        calls.append(meeting_id)
+        return True
+
+    monkeypatch.setattr(pages, "start", start)
+    return calls
+
+
+def request_data(child: str, **overrides: str) -> dict[str, str]:
+    data = {"child_name": child, "child_date_of_birth": "2018-04-02",
+            "family_names": "Gwen Parentname", "requested_by_name": "Rhys Requester",
+            "requested_by_agency": "Primary school", "requested_by_email": "rhys@school.example",
+            "purpose": "Reflect on the child's journey since the school move.",
+            "facilitator_name": "Faci User", "facilitator_email": "faci@council.example",
+            "invitee_name_1": "Ola Social", "invitee_email_1": "ola@council.example",
+            "invitee_agency_1": "Children's Social Care", "invitee_role_1": "Social worker",
+            "invitee_manager_1": "tm@council.example",
+            "invitee_name_2": "Ben Health", "invitee_email_2": "ben@nhs.example",
+            "invitee_agency_2": "Health visiting", "invitee_role_2": "Health visitor"}
+    return {**data, **overrides}
+
+
+def meetings_of(child: str) -> list[int]:
+    from sqlmodel import select
+
+    from models.meetings import Meeting
+
+    with session_scope() as session:
+        return [m.id for m in session.exec(select(Meeting).where(Meeting.child_name == child))
+                if m.id is not None]
+
+
+def test_the_facilitator_requests_a_meeting_and_its_run_starts(
+        http: TestClient, started: list[int]) -> None:
+    sign_in(http, "faci.user", "faci-pass-1")
+    child = f"Cara Requestpage{utc_now().timestamp():.0f}"
+
+    def post(**data: str) -> httpx.Response:
+        page = http.get("/meetings/new")
+        assert page.status_code == 200 and "The professionals invited" in page.text
+        data["csrf_token"] = CSRF.search(page.text).group(1)  # type: ignore[union-attr]
+        response: httpx.Response = http.post("/meetings/new", data=data,
+                                             follow_redirects=False)
+        return response
+
+    bad_email = post(**request_data(child, invitee_email_2="not-an-email"))
+    assert bad_email.status_code == 400
+    assert "The invitee&#39;s email must be an email address" in bad_email.text
+    assert child in bad_email.text  # the form comes back as typed
+    no_one = post(**{k: v for k, v in request_data(child).items()
+                     if not k.startswith("invitee_")})
+    assert no_one.status_code == 400 and "Invite at least one" in no_one.text
+    no_date = post(**request_data(child, child_date_of_birth=""))
+    assert no_date.status_code == 400 and "date of birth" in no_date.text
+    assert meetings_of(child) == [] and started == []  # nothing stored, nothing started
+
+    taken = post(**request_data(child))
+    assert taken.status_code == 303
+    (meeting_id,) = meetings_of(child)
+    assert taken.headers["location"] == f"/meetings/{meeting_id}"
+    assert started == [meeting_id]
+    with session_scope() as session:
+        meeting = rules.get_meeting(session, meeting_id)
+        people = rules.invitees(session, meeting_id)
+    assert meeting.state is MeetingState.REQUESTED and meeting.family_names == "Gwen Parentname"
+    assert [(p.email, p.agency, p.role, p.manager_email) for p in people] == [
+        ("ola@council.example", "Children's Social Care", "Social worker", "tm@council.example"),
+        ("ben@nhs.example", "Health visiting", "Health visitor", "")]
+
+
+def test_people_without_the_role_cannot_request_a_meeting(http: TestClient) -> None:
+    sign_in(http, "rev.user", "rev-pass-1")
+    assert http.get("/meetings/new").status_code == 403
