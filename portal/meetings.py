@@ -216,7 +216,7 @@ async def meeting_page(request: Request, meeting_id: int, user: Facilitator,
             "log": rules.learning_log(session, meeting),
             "timeline": rules.timeline(session, meeting_id),
             "actions": session.exec(select(MeetingAction).where(
-                MeetingAction.meeting_id == meeting_id)).all(),
+                MeetingAction.meeting_id == meeting_id).order_by(col(MeetingAction.id))).all(),
             "summary": rules.crc_summary(session, meeting_id), "error": error,
             "prompts": rules.REFLECTIVE_PROMPTS, "title": f"Meeting {meeting.reference}"}
     return render(request, "meeting.html", context)
@@ -227,6 +227,13 @@ def _date(value: object, what: str) -> date:
         return date.fromisoformat(str(value))
     except ValueError as exc:
         raise rules.MeetingRefused(f"{what} must be a date (YYYY-MM-DD).") from exc
+
+
+def _action_id(value: object) -> int:
+    try:
+        return int(str(value))
+    except ValueError as exc:
+        raise rules.MeetingRefused("Choose an action of this meeting.") from exc
 
 
 @router.post("/meetings/{meeting_id}")
@@ -251,7 +258,10 @@ async def meeting_step(request: Request, meeting_id: int, user: Facilitator) -> 
             elif step == "action":
                 rules.add_action(session, meeting, str(form.get("description", "")),
                                  str(form.get("owner", "")), _date(form.get("due_on"), "The due date"),
-                                 now, actor=actor)
+                                 now, actor=actor, owner_email=str(form.get("owner_email", "")))
+            elif step == "action_done":
+                rules.complete_action(session, meeting, _action_id(form.get("action_id")), now,
+                                      actor=actor)
             elif step == "sign":
                 rules.sign_off_record(session, meeting, str(form.get("chair", "")),
                                       _date(form.get("signed_on"), "The date"), now)

@@ -12,11 +12,12 @@ from datetime import date
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from sqlmodel import select
 
 from infra.db import session_scope
 from infra.settings import reset_settings
 from models import utc_now
-from models.meetings import MeetingInvitee, MeetingState
+from models.meetings import MeetingAction, MeetingInvitee, MeetingState
 from portal import meetings as pages
 from portal.app import create_app
 from tasks import meetings as rules
@@ -105,7 +106,18 @@ def test_the_facilitator_takes_the_steps_and_a_named_summary_is_refused(http: Te
          learning_points="Points", cross_agency_learning="", single_agency_learning="",
          conclusions="Conclusions")
     step(step="timeline", on="2024-01-01", what_happened="Moved home", learning_point="")
-    step(step="action", description="Brief staff", owner="Head of service", due_on="2099-01-01")
+    step(step="action", description="Brief staff", owner="Head of service", due_on="2099-01-01",
+         owner_email="head@council.example")
+    with session_scope() as session:
+        (action,) = session.exec(select(MeetingAction).where(
+            MeetingAction.meeting_id == meeting_id)).all()
+    assert action.owner_email == "head@council.example" and action.status.value == "open"
+    assert "Mark action 1 done" in http.get(f"/meetings/{meeting_id}").text
+    step(step="action_done", action_id=str(action.id))
+    with session_scope() as session:
+        done = session.get(MeetingAction, action.id)
+        assert done is not None and done.status.value == "done" and done.done_on is not None
+    assert "Mark action 1 done" not in http.get(f"/meetings/{meeting_id}").text
     step(step="sign", chair="Fay F", signed_on=today)
     with session_scope() as session:
         meeting = rules.get_meeting(session, meeting_id)
@@ -153,8 +165,6 @@ def request_data(child: str, **overrides: str) -> dict[str, str]:
 
 
 def meetings_of(child: str) -> list[int]:
-    from sqlmodel import select
-
     from models.meetings import Meeting
 
     with session_scope() as session:

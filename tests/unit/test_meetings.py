@@ -273,3 +273,68 @@ def test_the_crc_answer_is_checked_and_its_plan_sealed_before_prefect_sees_it() 
         with pytest.raises(crc.CrcDecisionNotVerified):
             crc.verified(s, meeting_id, step.key, {"decision": forwarded["decision"],
                                                    "plan": "A workshop"})
+
+
+def _keys(meeting_id: int, kind: str) -> list[str]:
+    with session_scope() as s:
+        return sorted(o.key for o in s.exec(select(Outbox).where(
+            Outbox.key.startswith(f"rpm:{meeting_id}:{kind}"))).all())
+
+
+def test_an_overdue_action_reminds_its_owner_once_until_it_is_marked_done() -> None:
+    from models.meetings import MeetingActionStatus
+    from tasks.deadline_sweep import SweepReport, meeting_reminders
+
+    meeting_id, invitees = _meeting_with_invitees()
+    _held(meeting_id, invitees)
+    with session_scope() as s:
+        m = rpm.get_meeting(s, meeting_id)
+        owned = rpm.add_action(s, m, "Audit transfers", "Head of health", date(2026, 12, 1), NOW,
+                               actor="fran", owner_email="Owner@Health.example")
+        other = rpm.add_action(s, m, "Brief staff", "Team manager", date(2026, 12, 1), NOW,
+                               actor="fran")
+        s.flush()
+        owned_id, other_id = owned.id, other.id
+    assert owned_id is not None and other_id is not None
+    day = datetime(2026, 12, 1, 9, tzinfo=UTC)
+    meeting_reminders(day, SweepReport(as_of="due day"))
+    assert _keys(meeting_id, "action-overdue") == []
+    with session_scope() as s:
+        rpm.complete_action(s, rpm.get_meeting(s, meeting_id), other_id, day, actor="fran")
+        assert not rpm.complete_action(s, rpm.get_meeting(s, meeting_id), other_id, day,
+                                       actor="fran")
+    for later in (1, 2, 9):
+        meeting_reminders(day + timedelta(days=later), SweepReport(as_of=f"+{later}"))
+    assert _keys(meeting_id, "action-overdue") == [
+        f"rpm:{meeting_id}:action-overdue:{owned_id}:2026-12-01"]
+    with session_scope() as s:
+        mail = s.exec(select(Outbox).where(Outbox.key.startswith(
+            f"rpm:{meeting_id}:action-overdue"))).one()
+        done = s.get(rpm.MeetingAction, other_id)
+        assert done is not None and done.status is MeetingActionStatus.DONE
+    assert mail.recipient == "owner@health.example"
+    assert "Audit transfers" not in mail.body_text and MARKER not in mail.body_text
+    second, _ = _meeting_with_invitees()
+    with pytest.raises(rpm.MeetingRefused, match="action of this meeting"), session_scope() as s:
+        rpm.complete_action(s, rpm.get_meeting(s, second), owned_id, day, actor="fran")
+
+
+def test_the_business_unit_is_reminded_once_a_year_on_the_meetings_anniversary() -> None:
+    from tasks.deadline_sweep import SweepReport, meeting_reminders
+
+    meeting_id, invitees = _meeting_with_invitees()
+    _held(meeting_id, invitees)  # held on NOW's date, 2 November 2026
+    meeting_reminders(datetime(2027, 11, 1, 9, tzinfo=UTC), SweepReport(as_of="eve"))
+    assert _keys(meeting_id, "annual-review") == []
+    for when in (datetime(2027, 11, 2, 9, tzinfo=UTC), datetime(2027, 11, 3, 9, tzinfo=UTC),
+                 datetime(2028, 6, 1, 9, tzinfo=UTC)):
+        meeting_reminders(when, SweepReport(as_of="first year"))
+    assert _keys(meeting_id, "annual-review") == [f"rpm:{meeting_id}:annual-review:1"]
+    meeting_reminders(datetime(2028, 11, 2, 9, tzinfo=UTC), SweepReport(as_of="second"))
+    assert _keys(meeting_id, "annual-review") == [f"rpm:{meeting_id}:annual-review:1",
+                                                  f"rpm:{meeting_id}:annual-review:2"]
+    with session_scope() as s:
+        mail = s.exec(select(Outbox).where(
+            Outbox.key == f"rpm:{meeting_id}:annual-review:1")).one()
+    assert mail.recipient == "business-unit@partnership.example"
+    assert MARKER not in mail.subject + mail.body_text + mail.body_html
