@@ -26,12 +26,14 @@ from sqlmodel import col, select
 
 from flows.run_logs import log_suspensions_as_info
 from infra.db import session_scope
+from infra.settings import get_settings
 from models import Outbox, utc_now
 from models.meeting_forms import CrcConsideration
 from models.meetings import MEETING_ENDINGS, Meeting, MeetingEvent, MeetingState
+from tasks import learning_register
 from tasks import meeting_decisions as crc
 from tasks import meetings as rules
-from tasks.meeting_links import meeting_page_link
+from tasks.meeting_links import crc_summary_link
 from tasks.notify import deliver_pending
 from tasks.outbox import PENDING
 
@@ -84,8 +86,10 @@ def send_to_business_unit(meeting_id: int) -> bool:
 @task(name="crc-consideration", cache_policy=NO_CACHE, persist_result=False)
 def crc_consideration(meeting_id: int, step_key: str, answer: CrcConsideration) -> str:
     """Apply the CRC's decision as the gateway took it: the decider is the signed-in person it
-    recorded, the plan is read back from the case DB. An answer that did not come through the
-    gateway, or whose plan holds a recorded name, is refused (the form is asked again)."""
+    recorded, the plan is read back from the case DB; the meeting's learning to be shared joins
+    the learning register, tagged multi-agency (in the same transaction, so once). An answer
+    that did not come through the gateway, or whose plan holds a recorded name, is refused (the
+    form is asked again)."""
     now = utc_now()
     with session_scope() as session:
         meeting = rules.get_meeting(session, meeting_id)
@@ -103,6 +107,9 @@ def crc_consideration(meeting_id: int, step_key: str, answer: CrcConsideration) 
                     rules.record_crc_decision(session, meeting, answer.decision,
                                               submission.plan, now,
                                               decided_by=submission.decided_by)
+                    if meeting.state == M.CRC_CONSIDERED:  # an escalation's review learns anew
+                        learning_register.create_from_meeting(session, meeting, now,
+                                                              actor=submission.decided_by)
                     return meeting.state.value
                 except rules.MeetingRefused as refused:
                     why = str(refused)
@@ -177,9 +184,9 @@ async def rprp_rpm(meeting_id: int) -> str:
 def briefing(here: Here) -> str:
     """What the CRC reads above the form: the reference and a link, never the record itself."""
     return (f"**Reflective practice meeting {here.reference}**: the Case Review Committee "
-            f"considers its organisational learning points.\n\n"
+            f"({get_settings().rpm_crc_chair}) considers its organisational learning points.\n\n"
             f"Read the summary of learning (Appendix 3) on the meeting's page: "
-            f"{meeting_page_link(here.meeting_id)}\n\n"
+            f"{crc_summary_link(here.meeting_id)}\n\n"
             f"Write no names in the plan: roles and agencies only.")
 
 

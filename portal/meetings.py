@@ -23,7 +23,7 @@ from sqlmodel import col, select
 from infra.db import session_scope
 from models import utc_now
 from models.meetings import Meeting, MeetingAction, MeetingInvitee
-from portal.auth import RPM_FACILITATOR, User, require_user
+from portal.auth import CRC_CHAIR, RPM_FACILITATOR, User, require_user
 from portal.web import check_csrf, flash, render
 from tasks import meetings as rules
 from tasks.links import InvalidToken
@@ -44,6 +44,16 @@ def require_facilitator(user: Annotated[User, Depends(require_user)]) -> User:
 
 
 Facilitator = Annotated[User, Depends(require_facilitator)]
+
+
+def require_crc(user: Annotated[User, Depends(require_user)]) -> User:
+    if not (user.has(CRC_CHAIR) or user.has(RPM_FACILITATOR) or user.is_psd):
+        raise HTTPException(status.HTTP_403_FORBIDDEN,
+                            "Only the Case Review Committee or the business unit can read this.")
+    return user
+
+
+CaseReviewCommittee = Annotated[User, Depends(require_crc)]
 
 
 async def wake(meeting_id: int) -> None:
@@ -202,6 +212,22 @@ async def meetings_list(request: Request, user: Facilitator) -> Response:
         rows = session.exec(select(Meeting).order_by(col(Meeting.id).desc())).all()
     return render(request, "meetings.html", {"meetings": rows,
                                              "title": "Reflective practice meetings"})
+
+
+@router.get("/meetings/{meeting_id}/summary")
+async def crc_summary_page(request: Request, meeting_id: int,
+                           user: CaseReviewCommittee) -> Response:
+    """What the Case Review Committee reads before deciding: the Appendix 3 summary only (the
+    child's age, the date, the chair's role, the learning), never the record's names."""
+    with session_scope() as session:
+        meeting = session.get(Meeting, meeting_id)
+        if meeting is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND)
+        summary = rules.crc_summary(session, meeting_id)
+        context = {"reference": meeting.reference, "state": meeting.state, "summary": summary,
+                   "crc_choice": meeting.crc_choice, "crc_plan": meeting.crc_plan,
+                   "title": f"Summary of learning {meeting.reference}"}
+    return render(request, "meeting_summary.html", context)
 
 
 @router.get("/meetings/{meeting_id}")

@@ -1,4 +1,5 @@
-"""reflective practice meetings: the CRC's decisions taken through the gateway (plan sealed)
+"""reflective practice meetings: the CRC's decisions taken through the gateway (plan sealed);
+learning items from a meeting (tagged multi-agency, with the meeting instead of a case)
 
 Revision ID: 0012
 Revises: 0009
@@ -33,9 +34,29 @@ def upgrade() -> None:
     with op.batch_alter_table('rpm_crc_submission', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_rpm_crc_submission_meeting_id'), ['meeting_id'],
                               unique=False)
+    with op.batch_alter_table('learning_item', schema=None) as batch_op:
+        batch_op.alter_column('case_id', existing_type=sa.Integer(), nullable=True)
+        batch_op.add_column(sa.Column('meeting_id', sa.Integer(), nullable=True))
+        batch_op.add_column(sa.Column('origin', sqlmodel.sql.sqltypes.AutoString(length=20),
+                                      nullable=False, server_default='rprp'))
+        batch_op.create_index(batch_op.f('ix_learning_item_meeting_id'), ['meeting_id'],
+                              unique=False)
+        batch_op.create_index(batch_op.f('ix_learning_item_origin'), ['origin'], unique=False)
+        batch_op.create_foreign_key('fk_learning_item_meeting_id', 'rpm_meeting',
+                                    ['meeting_id'], ['id'])
+        batch_op.create_unique_constraint('uq_learning_item_meeting_source_part',
+                                          ['meeting_id', 'source', 'part'])
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('learning_item', schema=None) as batch_op:
+        batch_op.drop_constraint('uq_learning_item_meeting_source_part', type_='unique')
+        batch_op.drop_constraint('fk_learning_item_meeting_id', type_='foreignkey')
+        batch_op.drop_index(batch_op.f('ix_learning_item_origin'))
+        batch_op.drop_index(batch_op.f('ix_learning_item_meeting_id'))
+        batch_op.drop_column('origin')
+        batch_op.drop_column('meeting_id')
+        batch_op.alter_column('case_id', existing_type=sa.Integer(), nullable=False)
     with op.batch_alter_table('rpm_crc_submission', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_rpm_crc_submission_meeting_id'))
     op.drop_table('rpm_crc_submission')

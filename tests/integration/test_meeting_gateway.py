@@ -3,7 +3,8 @@ door, as the Prefect UI's Resume form does, with a real Prefect server and worke
 a recorded name is refused before Prefect sees it (no text in the run's inputs, the run still
 waits on the same pause), an answer sent to Prefect past the gateway is refused by the flow, a
 reviewer sees no meeting run and may not decide, and the accepted decision is recorded with the
-signed-in person and the plan read back from the case DB."""
+signed-in person and the plan read back from the case DB; the meeting's learning joins the
+learning register, tagged multi-agency."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from infra.db import session_scope
 from infra.settings import reset_settings
 from models.meetings import CrcChoice, CrcSubmission, MeetingEvent, MeetingState
 from portal.app import create_app
+from tasks import learning_register
 from tasks import meetings as rules
 from tests.integration.test_gateway import sign_in
 from tests.support.stack import WAIT_CEILING, eventually
@@ -139,3 +141,9 @@ async def test_the_crc_decides_through_the_gateway_and_no_name_reaches_prefect(
     inputs = await prefect_inputs(run_id)
     assert "workshop" not in inputs and MARKER not in inputs
     assert f"sealed:{submission.token}" in inputs
+
+    # The meeting's learning to be shared is in the learning register, tagged multi-agency.
+    with session_scope() as session:
+        items = learning_register.items_of_meeting(session, meeting_id)
+    assert [(i.origin, i.case_id) for i in items] == [("multi-agency", None)]
+    assert "records and the multi-agency chronology must follow" in items[0].text

@@ -17,13 +17,14 @@ from sqlmodel import select
 from infra.db import session_scope
 from infra.settings import reset_settings
 from models import utc_now
-from models.meetings import MeetingAction, MeetingInvitee, MeetingState
+from models.meetings import CrcSummary, MeetingAction, MeetingInvitee, MeetingState
 from portal import meetings as pages
 from portal.app import create_app
 from tasks import meetings as rules
 from tests.support.users import use_sign_ins
 
-USERS = "faci.user:faci-pass-1:rpm-facilitator,rev.user:rev-pass-1:reviewer"
+USERS = ("faci.user:faci-pass-1:rpm-facilitator,rev.user:rev-pass-1:reviewer,"
+         "crc.user:crc-pass-1:crc-chair")
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
@@ -130,6 +131,21 @@ def test_the_facilitator_takes_the_steps_and_a_named_summary_is_refused(http: Te
         assert rules.get_meeting(session, meeting_id).state is MeetingState.RECORD_DISTRIBUTED
         summary = rules.crc_summary(session, meeting_id)
         assert summary is not None and summary.child_age >= 5
+
+
+def test_the_crc_reads_the_summary_without_names_and_not_the_record(http: TestClient) -> None:
+    meeting_id, _, _ = invited_meeting()
+    with session_scope() as session:
+        meeting = rules.get_meeting(session, meeting_id)
+        session.add(CrcSummary(meeting_id=meeting_id, child_age=7, meeting_on=date(2026, 11, 2),
+                               chair="Head of service", learning_to_share="Records must follow."))
+        meeting.state = MeetingState.SENT_TO_BUSINESS_UNIT
+        session.add(meeting)
+    sign_in(http, "crc.user", "crc-pass-1")
+    page = http.get(f"/meetings/{meeting_id}/summary")
+    assert page.status_code == 200 and "Records must follow." in page.text
+    assert "Nina" not in page.text and "Pagechild" not in page.text
+    assert http.get(f"/meetings/{meeting_id}").status_code == 403
 
 
 def test_people_without_the_role_cannot_open_a_meeting(http: TestClient) -> None:

@@ -338,3 +338,31 @@ def test_the_business_unit_is_reminded_once_a_year_on_the_meetings_anniversary()
             Outbox.key == f"rpm:{meeting_id}:annual-review:1")).one()
     assert mail.recipient == "business-unit@partnership.example"
     assert MARKER not in mail.subject + mail.body_text + mail.body_html
+
+
+def test_a_meetings_learning_joins_the_register_once_tagged_multi_agency_and_nameless() -> None:
+    from models.learning import MULTI_AGENCY
+    from tasks import learning_register as register
+
+    meeting_id = _at_the_crc()
+    with session_scope() as s:
+        m = rpm.get_meeting(s, meeting_id)
+        summary = rpm.crc_summary(s, meeting_id)
+        assert summary is not None
+        # As if saved before the name check: the register replaces what it still finds.
+        summary.learning_to_share = (f"- Records must follow a school move for {MARKER}.\n"
+                                     "- Share the chronology at the first referral.")
+        s.add(summary)
+        rpm.record_crc_decision(s, m, CrcChoice.SHARE_ONLY, "", NOW, decided_by="crc@p.example")
+        created = register.create_from_meeting(s, m, NOW, actor="crc@p.example")
+        again = register.create_from_meeting(s, m, NOW, actor="crc@p.example")
+        items = register.items_of_meeting(s, meeting_id)
+        assert again == [] and [i.id for i in created] == [i.id for i in items]
+        assert [(i.origin, i.case_id, i.part) for i in items] == [
+            (MULTI_AGENCY, None, 1), (MULTI_AGENCY, None, 2)]
+        assert items[0].text == "Records must follow a school move for [name removed]."
+        with pytest.raises(register.LearningRefused, match="Quackenbush"):
+            register.assign(s, items[1].id or 0, "psd@force.example", NOW,
+                            text="Ask Carla Quackenbush about the chronology.")
+        register.assign(s, items[1].id or 0, "psd@force.example", NOW, unit="Health visiting")
+        assert items[1].unit == "Health visiting"
