@@ -9,8 +9,9 @@ record says is next, so Prefect's replay from the top on every resume repeats no
 the portal (invitees' replies through their links, the facilitator's record) suspend with no form
 and no process; the portal wakes the run. The only parameter is the meeting's id; task names carry
 the meeting's reference; logs say which step ran. No child, family or professional detail goes to
-Prefect: the CRC's plan is checked for recorded names before it is kept, and the form is asked
-again if it holds one.
+Prefect: the CRC decides in the Prefect UI through the portal's gateway, which refuses a plan
+holding a recorded name before Prefect sees it, seals the plan into the case DB and records the
+signed-in person as the decider; the flow applies only such a decision (tasks/meeting_decisions).
 """
 
 from __future__ import annotations
@@ -29,8 +30,10 @@ from infra.settings import get_settings
 from models import Outbox, utc_now
 from models.meeting_forms import CrcConsideration
 from models.meetings import MEETING_ENDINGS, Meeting, MeetingEvent, MeetingState
+from tasks import learning_register
+from tasks import meeting_decisions as crc
 from tasks import meetings as rules
-from tasks.meeting_links import meeting_page_link
+from tasks.meeting_links import crc_summary_link
 from tasks.notify import deliver_pending
 from tasks.outbox import PENDING
 
@@ -44,17 +47,15 @@ class Here:
     reference: str
     state: MeetingState
     has_summary: bool
-    refusals: int  # CRC answers refused so far: each asks the form again under a new key
+    crc_key: str  # the CRC form's pause key: each refused answer asks again under a new key
 
 
 def where(meeting_id: int) -> Here:
     with session_scope() as session:
         meeting = rules.get_meeting(session, meeting_id)
-        refusals = len(session.exec(select(MeetingEvent.id).where(
-            MeetingEvent.meeting_id == meeting_id,
-            MeetingEvent.action == "crc_answer_refused")).all())
         return Here(meeting_id, meeting.reference, meeting.state,
-                    rules.crc_summary(session, meeting_id) is not None, refusals)
+                    rules.crc_summary(session, meeting_id) is not None,
+                    crc.crc_step_key(session, meeting_id))
 
 
 def _with_meeting(meeting_id: int, rule_name: str) -> bool:
@@ -83,21 +84,36 @@ def send_to_business_unit(meeting_id: int) -> bool:
 
 
 @task(name="crc-consideration", cache_policy=NO_CACHE, persist_result=False)
-def crc_consideration(meeting_id: int, answer: CrcConsideration) -> str:
-    """Apply the CRC's decision; a plan holding a recorded name is refused (asked again)."""
+def crc_consideration(meeting_id: int, step_key: str, answer: CrcConsideration) -> str:
+    """Apply the CRC's decision as the gateway took it: the decider is the signed-in person it
+    recorded, the plan is read back from the case DB; the meeting's learning to be shared joins
+    the learning register, tagged multi-agency (in the same transaction, so once). An answer
+    that did not come through the gateway, or whose plan holds a recorded name, is refused (the
+    form is asked again)."""
     now = utc_now()
     with session_scope() as session:
         meeting = rules.get_meeting(session, meeting_id)
-        if rules.names_in(answer.plan, rules.names_recorded(session, meeting)):
-            why = "the plan holds a recorded name"
+        try:
+            submission = crc.verified(session, meeting_id, step_key,
+                                      answer.model_dump(mode="json"))
+        except crc.CrcDecisionNotVerified as unverified:
+            why, actor = str(unverified), "unverified"
         else:
-            try:
-                rules.record_crc_decision(session, meeting, answer.decision, answer.plan, now,
-                                          decided_by=get_settings().rpm_crc_chair)
-                return meeting.state.value
-            except rules.MeetingRefused as refused:
-                why = str(refused)
-        session.add(MeetingEvent(meeting_id=meeting_id, at=now, actor="crc",
+            actor = submission.decided_by
+            if rules.names_in(submission.plan, rules.names_recorded(session, meeting)):
+                why = "the plan holds a recorded name"
+            else:
+                try:
+                    rules.record_crc_decision(session, meeting, answer.decision,
+                                              submission.plan, now,
+                                              decided_by=submission.decided_by)
+                    if meeting.state == M.CRC_CONSIDERED:  # an escalation's review learns anew
+                        learning_register.create_from_meeting(session, meeting, now,
+                                                              actor=submission.decided_by)
+                    return meeting.state.value
+                except rules.MeetingRefused as refused:
+                    why = str(refused)
+        session.add(MeetingEvent(meeting_id=meeting_id, at=now, actor=actor,
                                  action="crc_answer_refused", detail=why))
         return f"refused: {why}"
 
@@ -153,9 +169,9 @@ async def rprp_rpm(meeting_id: int) -> str:
             answer = await asuspend_flow_run(
                 wait_for_input=CrcConsideration.with_initial_data(
                     description=briefing(here)),
-                key=f"crc-consideration-{here.refusals}")
+                key=here.crc_key)
             crc_consideration.with_options(task_run_name=f"crc-consideration {name}")(
-                meeting_id, answer)
+                meeting_id, here.crc_key, answer)
         else:
             await mail_what_is_queued(here)
             wait = WAITS[here.state]
@@ -168,9 +184,9 @@ async def rprp_rpm(meeting_id: int) -> str:
 def briefing(here: Here) -> str:
     """What the CRC reads above the form: the reference and a link, never the record itself."""
     return (f"**Reflective practice meeting {here.reference}**: the Case Review Committee "
-            f"considers its organisational learning points.\n\n"
+            f"({get_settings().rpm_crc_chair}) considers its organisational learning points.\n\n"
             f"Read the summary of learning (Appendix 3) on the meeting's page: "
-            f"{meeting_page_link(here.meeting_id)}\n\n"
+            f"{crc_summary_link(here.meeting_id)}\n\n"
             f"Write no names in the plan: roles and agencies only.")
 
 

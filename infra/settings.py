@@ -154,7 +154,7 @@ class Settings(BaseSettings):
         default="", description="The business unit's postal address, shown in meeting emails")
     rpm_crc_chair: str = Field(
         default="Chair of the Case Review Committee",
-        description="How the Case Review Committee's chair is addressed")
+        description="How the Case Review Committee's chair is addressed (the CRC's Resume form)")
     rpm_crc_chair_email: str = Field(
         default="crc-chair@partnership.example", description="The CRC chair's address")
     rpm_invitation_reply_days: int = Field(

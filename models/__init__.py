@@ -23,6 +23,7 @@ from models.case import (
 from models.central_record import ImportedCase, WorkforceHeadcount
 from models.learning import LearningBoardPack, LearningItem, LearningItemEvent
 from models.meetings import (
+    CrcSubmission,
     CrcSummary,
     LearningLog,
     Meeting,
@@ -42,6 +43,6 @@ __all__ = [
     "WorkforceHeadcount",
     "as_utc", "to_db", "utc_now",
     # The reflective practice meeting (seed 003)
-    "CrcSummary", "LearningLog", "Meeting", "MeetingAction", "MeetingEvent", "MeetingInvitee",
-    "TimelineEntry",
+    "CrcSubmission", "CrcSummary", "LearningLog", "Meeting", "MeetingAction", "MeetingEvent",
+    "MeetingInvitee", "TimelineEntry",
 ]

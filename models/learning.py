@@ -2,7 +2,9 @@
 management or the force in a filed report, kept apart from the officer's case.
 
 An item holds no officer name, collar number or complainant detail; its link to the case is for
-PSD only. Its history is an append-only list of events (`LearningItemEvent`).
+PSD only. Items tagged multi-agency come from a reflective practice meeting (seed 003) and hold
+no child's, family member's or professional's name. Its history is an append-only list of
+events (`LearningItemEvent`).
 """
 
 from __future__ import annotations
@@ -14,14 +16,21 @@ from sqlmodel import Field, SQLModel
 
 from models.case import utc_now
 
+RPRP_ORIGIN = "rprp"  # a lesson of a reflective review's report
+MULTI_AGENCY = "multi-agency"  # a learning point of a multi-agency reflective practice meeting
+
 
 class LearningItem(SQLModel, table=True):
     __tablename__ = "learning_item"
-    # One item per lesson of a report's field: replays of the filing find it there.
-    __table_args__ = (UniqueConstraint("case_id", "source", "part"),)
+    # One item per lesson of a report's field (or a meeting's): replays find it there.
+    __table_args__ = (UniqueConstraint("case_id", "source", "part"),
+                      UniqueConstraint("meeting_id", "source", "part"))
 
     id: int | None = Field(default=None, primary_key=True)
-    case_id: int = Field(foreign_key="rprp_case.id", index=True)
+    # An RPRP case's item has its case; a reflective practice meeting's has its meeting instead.
+    case_id: int | None = Field(default=None, foreign_key="rprp_case.id", index=True)
+    meeting_id: int | None = Field(default=None, foreign_key="rpm_meeting.id", index=True)
+    origin: str = Field(default=RPRP_ORIGIN, max_length=20, index=True)
     source: str = Field(default="force_lessons", max_length=40)  # the report's field
     part: int = 1  # the lesson's place in that field
     theme: str = Field(default="", max_length=80)  # empty until PSD assigns one

@@ -173,3 +173,22 @@ class MeetingEvent(SQLModel, table=True):
     from_state: str | None = Field(default=None, max_length=40)
     to_state: str | None = Field(default=None, max_length=40)
     detail: str = Field(default="", max_length=1000)
+
+
+class CrcSubmission(SQLModel, table=True):
+    """A Case Review Committee decision that came through the gateway: who took it (the signed-in
+    person), for which pause of the meeting's run, the plan sealed here (Prefect's input holds
+    only `sealed:<token>`) and a hash of exactly what was forwarded, so the flow applies only a
+    decision the gateway checked and takes the decider from here, never from the input."""
+
+    __tablename__ = "rpm_crc_submission"
+
+    id: int | None = Field(default=None, primary_key=True)
+    meeting_id: int = Field(foreign_key="rpm_meeting.id", index=True)
+    step_key: str = Field(max_length=100)
+    flow_run_id: str = Field(max_length=36)
+    decided_by: str = Field(max_length=254)
+    token: str = Field(unique=True, max_length=64)
+    plan: str = Field(sa_column=Column(Text, nullable=False))
+    input_hash: str = Field(max_length=64)
+    submitted_at: datetime = Field(default_factory=utc_now)

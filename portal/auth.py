@@ -31,6 +31,7 @@ REVIEWER = "reviewer"
 ANALYST = "analyst"
 OPERATOR = "operator"
 RPM_FACILITATOR = "rpm-facilitator"  # reflective practice meetings: facilitator, business unit
+CRC_CHAIR = "crc-chair"  # the partnership's Case Review Committee: decides on a meeting's learning
 ROLES = {
     PSD: "Professional Standards",
     PSD_DECISION_MAKER: "PSD decision-maker (appropriate authority)",
@@ -38,6 +39,7 @@ ROLES = {
     ANALYST: "Analyst",
     OPERATOR: "Operator",
     RPM_FACILITATOR: "Reflective practice meeting facilitator or business unit",
+    CRC_CHAIR: "Case Review Committee (chair or member)",
 }
 
 

@@ -5,7 +5,9 @@ _policy.py). Prefect itself listens on loopback behind PREFECT_SERVER_API_AUTH_S
 only the gateway, the workers and the sweep hold: the browser never sees it. A resume of a
 case's step is taken over here (`submit_decision`): the decider is the signed-in person, the
 content is checked by the form's rules before Prefect sees it, confidential fields are sealed
-into the case DB, and the submission is recorded so the flow can verify it.
+into the case DB, and the submission is recorded so the flow can verify it. A resume of a
+reflective practice meeting's run (the Case Review Committee's step) is taken over the same way
+(`submit_crc_decision`).
 """
 
 from __future__ import annotations
@@ -29,8 +31,9 @@ from sqlmodel import col, delete
 from infra.db import session_scope
 from models import DecisionSubmission, SealedText
 from portal import gateway_policy as policy
-from portal.auth import OPERATOR, PSD_DECISION_MAKER, User, current_user, login_redirect
+from portal.auth import CRC_CHAIR, OPERATOR, PSD_DECISION_MAKER, User, current_user, login_redirect
 from tasks import decisions
+from tasks import meeting_decisions as crc
 from tasks.people import NotAllowedToDecide, entitlement
 from tasks.records import lock_case
 
@@ -101,15 +104,20 @@ async def _paused_for(client: httpx.AsyncClient, upstream: Upstream, flow_run_id
 async def submit_decision(user: User, flow_run_id: str, run_input: Any,
                           client: httpx.AsyncClient,
                           upstream: Upstream | None = None) -> dict[str, Any] | None:
-    """Check, seal, record and forward a person's answer to a case step.
+    """Check, seal, record and forward a person's answer to a case step (or a meeting's CRC step).
 
-    Returns Prefect's answer (or a REJECT that changed nothing), or None when the run is not a
-    case's, so the caller forwards it as it is (operators only).
+    Returns Prefect's answer (or a REJECT that changed nothing), or None when the run is neither
+    a case's nor a meeting's, so the caller forwards it as it is (operators only).
     """
     upstream = upstream or Upstream.from_settings()
     with session_scope() as session:
-        if decisions.case_of_run(session, flow_run_id) is None:
-            return None
+        is_case = decisions.case_of_run(session, flow_run_id) is not None
+        is_meeting = not is_case and crc.meeting_of_run(session, flow_run_id) is not None
+    if is_meeting:
+        return await submit_crc_decision(user, flow_run_id, run_input, client, upstream)
+    if not is_case:
+        return None
+    with session_scope() as session:
         step = decisions.step_waiting_on(session, flow_run_id)
         if step is None:
             return reject("This case is not waiting for a person's decision now. Reload the "
@@ -147,6 +155,48 @@ async def submit_decision(user: User, flow_run_id: str, run_input: Any,
         log.warning("Prefect refused a resume: HTTP %s", response.status_code)
         return reject("Prefect did not take the decision. Reload the page and try again.")
     return result
+
+
+async def submit_crc_decision(user: User, flow_run_id: str, run_input: Any,
+                              client: httpx.AsyncClient, upstream: Upstream) -> dict[str, Any]:
+    """The Case Review Committee's answer on a reflective practice meeting's run: only the CRC
+    decides; a plan holding a recorded name is refused here, so no Prefect record ever holds it;
+    the plan is sealed into the case DB and Prefect gets its token; the decider is this person."""
+    if not user.has(CRC_CHAIR):
+        return reject("Only the Case Review Committee (role crc-chair) decides on a "
+                      "reflective practice meeting's learning.")
+    with session_scope() as session:
+        meeting = crc.meeting_of_run(session, flow_run_id)
+        step = crc.step_waiting_on(session, meeting) if meeting is not None else None
+    if step is None or not await _paused_for(client, upstream, flow_run_id, step.key):
+        return reject("This meeting is not waiting for the Case Review Committee's decision "
+                      "now (it may have just been answered). Reload the page to see where it is.")
+    try:
+        data = hydrate(run_input if isinstance(run_input, dict) else {},
+                       HydrationContext(raise_on_error=True))
+    except Exception:  # noqa: BLE001  (any hydration failure: the form was not sent properly)
+        data = None
+    with session_scope() as session:
+        meeting = crc.meeting_of_run(session, flow_run_id)
+        assert meeting is not None
+        forwarded, errors, submission = crc.take(session, meeting, step, data, user.email)
+        if forwarded is None or submission is None:
+            return reject(decisions.refusal(errors))
+        submission_id = submission.id
+    assert submission_id is not None
+    response = await _send_with_retries(
+        client, "POST", f"{upstream.base_url}/api/flow_runs/{flow_run_id}/resume",
+        json={"run_input": forwarded}, headers=upstream.headers())
+    result = response.json() if response.headers.get("content-type", "").startswith(
+        "application/json") else {}
+    if response.status_code not in (200, 201) or result.get("status") != "ACCEPT":
+        with session_scope() as session:
+            crc.withdraw(session, submission_id)
+        if response.status_code in (200, 201) and result.get("status"):
+            return dict(result)
+        log.warning("Prefect refused a resume: HTTP %s", response.status_code)
+        return reject("Prefect did not take the decision. Reload the page and try again.")
+    return dict(result)
 
 
 def _withdraw(submission_id: int | None, tokens: list[str]) -> None:

@@ -1,11 +1,13 @@
 """What each role may do with Prefect's API through the gateway.
 
 An operator has all of it. PSD and reviewers may read, and only the runs of cases they may see
-(PSD: every case; a reviewer: the cases they review). Prefect's list endpoints are restricted
-in the query, not filtered afterwards: the gateway writes "these flow runs only" into the
-request's own filter (AND-ed with whatever the UI asked), so counts and pages are right and
-nothing of another case is ever read; each returned item is then checked again. Anything not
-listed here is refused, so a Prefect endpoint added later is closed until someone opens it.
+(PSD: every case; a reviewer: the cases they review); meeting facilitators and the Case Review
+Committee may read the reflective practice meetings' runs, and no case's. Prefect's list
+endpoints are restricted in the query, not filtered afterwards: the gateway writes "these flow
+runs only" into the request's own filter (AND-ed with whatever the UI asked), so counts and
+pages are right and nothing of another case is ever read; each returned item is then checked
+again. Anything not listed here is refused, so a Prefect endpoint added later is closed until
+someone opens it.
 """
 
 from __future__ import annotations
@@ -17,8 +19,8 @@ from typing import Any
 
 from sqlmodel import Session, func, select
 
-from models import ActionReview, Case
-from portal.auth import OPERATOR, REVIEWER, User
+from models import ActionReview, Case, Meeting
+from portal.auth import CRC_CHAIR, OPERATOR, REVIEWER, RPM_FACILITATOR, User
 
 NOT_YOURS = "You can see and act on the Prefect runs of your own cases only."
 NO_CASES = "Your role has no access to cases in Prefect."
@@ -66,12 +68,23 @@ def resume_target(method: str, path: str) -> str | None:
     return match.group(1) if match else None
 
 
+MEETING_ROLES = (RPM_FACILITATOR, CRC_CHAIR)
+
+
 def may_use_ui(user: User) -> bool:
-    return user.has(OPERATOR) or user.is_psd or user.has(REVIEWER)
+    return (user.has(OPERATOR) or user.is_psd or user.has(REVIEWER)
+            or any(user.has(role) for role in MEETING_ROLES))
 
 
 def visible_runs(user: User, session: Session) -> set[str]:
-    """The flow runs of the cases this person may see: PSD every case, a reviewer their own."""
+    """The flow runs this person may see: PSD every case, a reviewer their own cases; the
+    meetings' facilitators and the Case Review Committee the reflective practice meetings'
+    runs (which hold only a meeting's id). A reviewer as such sees no meeting's run."""
+    runs: set[str] = set()
+    if any(user.has(role) for role in MEETING_ROLES):
+        runs |= {run for run in session.exec(select(Meeting.flow_run_id)).all() if run}
+    if not (user.is_psd or user.has(REVIEWER)):
+        return runs
     cases = select(Case.id, Case.flow_run_id)
     if not user.is_psd:
         email = user.email.strip().lower()
@@ -79,7 +92,7 @@ def visible_runs(user: User, session: Session) -> set[str]:
             cases.where(Case.id == -1))
     rows = session.exec(cases).all()
     case_ids = [case_id for case_id, _ in rows]
-    runs = {run for _, run in rows if run}
+    runs |= {run for _, run in rows if run}
     if case_ids:
         reviews = session.exec(select(ActionReview.flow_run_id).where(
             ActionReview.case_id.in_(case_ids))).all()  # type: ignore[attr-defined]

@@ -26,7 +26,7 @@ from tasks.calendar import LONDON
 
 router = APIRouter(include_in_schema=False)
 CSV_FIELDS = ("reference", "theme", "unit", "owner", "target_on", "status", "text",
-              "status_reason", "closing_note", "created_at", "updated_at")
+              "status_reason", "closing_note", "created_at", "updated_at", "origin")
 
 
 @dataclass(frozen=True)
@@ -110,7 +110,8 @@ async def register_csv(request: Request, user: PageUser) -> Response:
         writer.writerow([register.item_reference(item), item.theme, item.unit, item.owner,
                          item.target_on.isoformat() if item.target_on else "", item.status,
                          item.text, item.status_reason, item.closing_note,
-                         item.created_at.isoformat(), item.updated_at.isoformat()])
+                         item.created_at.isoformat(), item.updated_at.isoformat(),
+                         item.origin])
     return Response(out.getvalue(), media_type="text/csv; charset=utf-8", headers={
         "Content-Disposition": 'attachment; filename="learning-register.csv"'})
 

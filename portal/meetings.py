@@ -4,7 +4,8 @@ Two doors. Invitees outside the force open `/meetings/invitation/<token>`, a sig
 one invitee of one meeting: it shows that meeting only and takes their reply (attendance for the
 whole meeting, or a decline naming a colleague) and their contribution to the record. The
 facilitator and the business unit sign in (role `rpm-facilitator`, or PSD) and work on
-`/meetings/<id>`: the meeting held, the learning log, the chair's sign-off, the CRC summary, the
+`/meetings/new` (the request: the child, the purpose, the invitees with their agency, role and
+manager) and `/meetings/<id>`: the meeting held, the learning log, the chair's sign-off, the CRC summary, the
 learning shared, cancel or escalate. Each change wakes the meeting's run, which does the rest.
 """
 
@@ -22,12 +23,12 @@ from sqlmodel import col, select
 from infra.db import session_scope
 from models import utc_now
 from models.meetings import Meeting, MeetingAction, MeetingInvitee
-from portal.auth import RPM_FACILITATOR, User, require_user
+from portal.auth import CRC_CHAIR, RPM_FACILITATOR, User, require_user
 from portal.web import check_csrf, flash, render
 from tasks import meetings as rules
 from tasks.links import InvalidToken
 from tasks.meeting_links import read_invitee_token
-from tasks.meeting_orchestration import wake_meeting
+from tasks.meeting_orchestration import start_meeting_flow, wake_meeting
 
 router = APIRouter(include_in_schema=False)
 log = logging.getLogger("rprp.portal.meetings")
@@ -43,6 +44,16 @@ def require_facilitator(user: Annotated[User, Depends(require_user)]) -> User:
 
 
 Facilitator = Annotated[User, Depends(require_facilitator)]
+
+
+def require_crc(user: Annotated[User, Depends(require_user)]) -> User:
+    if not (user.has(CRC_CHAIR) or user.has(RPM_FACILITATOR) or user.is_psd):
+        raise HTTPException(status.HTTP_403_FORBIDDEN,
+                            "Only the Case Review Committee or the business unit can read this.")
+    return user
+
+
+CaseReviewCommittee = Annotated[User, Depends(require_crc)]
 
 
 async def wake(meeting_id: int) -> None:
@@ -116,12 +127,107 @@ async def reply(request: Request, token: str) -> Response:
 
 # -- the facilitator's and the business unit's page ----------------------------------------------
 
+INVITEE_ROWS = 6
+INVITEE_FIELDS = ("name", "email", "agency", "role", "manager")
+REQUEST_FIELDS = ("child_name", "child_date_of_birth", "family_names", "requested_by_name",
+                  "requested_by_agency", "requested_by_email", "facilitator_name",
+                  "facilitator_email", "purpose", "meeting_on", "place")
+
+
+async def start(meeting_id: int) -> bool:
+    """Start the meeting's run; if Prefect cannot be reached the meeting stays requested, and
+    the page says so (starting again later is safe: one run per meeting)."""
+    try:
+        await asyncio.wait_for(start_meeting_flow(meeting_id), WAKE_TIMEOUT)
+        return True
+    except Exception as exc:  # noqa: BLE001
+        log.warning("meeting %s run not started: %s", meeting_id, type(exc).__name__)
+        return False
+
+
+def _invitations(form: dict[str, str]) -> list[rules.Invitation]:
+    """The invitee rows that have anything typed in them (an incomplete row is refused)."""
+    found: list[rules.Invitation] = []
+    for n in range(1, INVITEE_ROWS + 1):
+        row = {f: form.get(f"invitee_{f}_{n}", "").strip() for f in INVITEE_FIELDS}
+        if any(row.values()):
+            found.append(rules.Invitation(row["name"], row["email"], row["agency"], row["role"],
+                                          row["manager"]))
+    return found
+
+
+def _request_page(request: Request, user: User, values: dict[str, str], error: str = "",
+                  status_code: int = 200) -> Response:
+    defaults = {"facilitator_name": user.display_name or user.name,
+                "facilitator_email": user.email}
+    return render(request, "meeting_request.html", {
+        "values": {**defaults, **values}, "error": error, "rows": range(1, INVITEE_ROWS + 1),
+        "title": "Request a reflective practice meeting"}, status_code=status_code)
+
+
+@router.get("/meetings/new")
+async def request_form(request: Request, user: Facilitator) -> Response:
+    return _request_page(request, user, {})
+
+
+@router.post("/meetings/new")
+async def request_new_meeting(request: Request, user: Facilitator) -> Response:
+    """Record the meeting and its invitees, then start its run (which sends the invitations).
+    A refusal stores nothing and shows the form again as typed, with the reason."""
+    form = await request.form()
+    check_csrf(request, form)
+    values = {k: str(v) for k, v in form.items() if k != "csrf_token"}
+    now = utc_now()
+    try:
+        born = _date(values.get("child_date_of_birth", ""), "The child's date of birth")
+        planned = values.get("meeting_on", "").strip()
+        with session_scope() as session:
+            meeting = rules.request_with_invitees(
+                session, now, invitations=_invitations(values),
+                child_name=values.get("child_name", ""), child_date_of_birth=born,
+                family_names=values.get("family_names", ""),
+                requested_by_name=values.get("requested_by_name", ""),
+                requested_by_agency=values.get("requested_by_agency", ""),
+                requested_by_email=values.get("requested_by_email", ""),
+                facilitator_name=values.get("facilitator_name", ""),
+                facilitator_email=values.get("facilitator_email", ""),
+                purpose=values.get("purpose", ""),
+                meeting_on=_date(planned, "The planned date") if planned else None,
+                place=values.get("place", ""))
+            meeting_id = meeting.id
+    except rules.MeetingRefused as refused:
+        return _request_page(request, user, values, str(refused), status.HTTP_400_BAD_REQUEST)
+    assert meeting_id is not None
+    if await start(meeting_id):
+        flash(request, "The meeting is recorded; its invitations are being sent.")
+    else:
+        flash(request, "The meeting is recorded, but its run could not be started: ask an "
+                       "operator (it starts once, whenever it is retried).", "error")
+    return RedirectResponse(f"/meetings/{meeting_id}", status.HTTP_303_SEE_OTHER)
+
+
 @router.get("/meetings")
 async def meetings_list(request: Request, user: Facilitator) -> Response:
     with session_scope() as session:
         rows = session.exec(select(Meeting).order_by(col(Meeting.id).desc())).all()
     return render(request, "meetings.html", {"meetings": rows,
                                              "title": "Reflective practice meetings"})
+
+
+@router.get("/meetings/{meeting_id}/summary")
+async def crc_summary_page(request: Request, meeting_id: int,
+                           user: CaseReviewCommittee) -> Response:
+    """What the Case Review Committee reads before deciding: the Appendix 3 summary only (the
+    child's age, the date, the chair's role, the learning), never the record's names."""
+    with session_scope() as session:
+        meeting = session.get(Meeting, meeting_id)
+        if meeting is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND)
+        summary = rules.crc_summary(session, meeting_id)
+        context = {"reference": meeting.reference, "state": meeting.state, "summary": summary,
+                   "crc_choice": meeting.crc_choice, "crc_plan": meeting.crc_plan,
+                   "title": f"Summary of learning {meeting.reference}"}
+    return render(request, "meeting_summary.html", context)
 
 
 @router.get("/meetings/{meeting_id}")
@@ -136,7 +242,7 @@ async def meeting_page(request: Request, meeting_id: int, user: Facilitator,
             "log": rules.learning_log(session, meeting),
             "timeline": rules.timeline(session, meeting_id),
             "actions": session.exec(select(MeetingAction).where(
-                MeetingAction.meeting_id == meeting_id)).all(),
+                MeetingAction.meeting_id == meeting_id).order_by(col(MeetingAction.id))).all(),
             "summary": rules.crc_summary(session, meeting_id), "error": error,
             "prompts": rules.REFLECTIVE_PROMPTS, "title": f"Meeting {meeting.reference}"}
     return render(request, "meeting.html", context)
@@ -147,6 +253,13 @@ def _date(value: object, what: str) -> date:
         return date.fromisoformat(str(value))
     except ValueError as exc:
         raise rules.MeetingRefused(f"{what} must be a date (YYYY-MM-DD).") from exc
+
+
+def _action_id(value: object) -> int:
+    try:
+        return int(str(value))
+    except ValueError as exc:
+        raise rules.MeetingRefused("Choose an action of this meeting.") from exc
 
 
 @router.post("/meetings/{meeting_id}")
@@ -171,7 +284,10 @@ async def meeting_step(request: Request, meeting_id: int, user: Facilitator) -> 
             elif step == "action":
                 rules.add_action(session, meeting, str(form.get("description", "")),
                                  str(form.get("owner", "")), _date(form.get("due_on"), "The due date"),
-                                 now, actor=actor)
+                                 now, actor=actor, owner_email=str(form.get("owner_email", "")))
+            elif step == "action_done":
+                rules.complete_action(session, meeting, _action_id(form.get("action_id")), now,
+                                      actor=actor)
             elif step == "sign":
                 rules.sign_off_record(session, meeting, str(form.get("chair", "")),
                                       _date(form.get("signed_on"), "The date"), now)

@@ -18,7 +18,8 @@ from infra.db import session_scope
 from infra.settings import get_settings
 from models import PortalSession, PortalUser, utc_now
 
-ROLE_NAMES = ("psd", "psd-decision-maker", "reviewer", "analyst", "operator", "rpm-facilitator")
+ROLE_NAMES = ("psd", "psd-decision-maker", "reviewer", "analyst", "operator", "rpm-facilitator",
+              "crc-chair")
 MIN_PASSWORD = 12
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -50,6 +51,8 @@ DEMO_USERS = (
     DemoUser("operator@force.example", "Demo Operator", ("operator",), "demo-operator-password"),
     DemoUser("facilitator@partnership.example", "Demo RPM facilitator", ("rpm-facilitator",),
              "demo-facilitator-password"),
+    DemoUser("crc-chair@partnership.example", "Demo Case Review Committee chair", ("crc-chair",),
+             "demo-crc-chair-password"),
 )
 
 

@@ -264,9 +264,12 @@ def discussion_reminders(as_of: datetime, report: SweepReport) -> None:
 
 
 def meeting_reminders(as_of: datetime, report: SweepReport) -> None:
-    """Reflective practice meetings' policy timers (replies, the record, the CRC), once each."""
+    """Reflective practice meetings' policy timers (replies, the record, the CRC), the owners of
+    actions past their due date, and the business unit on a meeting's anniversary, once each."""
     with session_scope() as session:
         report.overdue_reminders += meetings.overdue_reminders(session, _utc(as_of))
+        report.overdue_reminders += meetings.action_reminders(session, _utc(as_of))
+        report.overdue_reminders += meetings.annual_review_reminders(session, _utc(as_of))
 
 
 def pdr_reminders(as_of: datetime, report: SweepReport) -> None:

@@ -14,11 +14,13 @@ import re
 from datetime import date, datetime
 from enum import StrEnum
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from infra.settings import get_settings
 from models import Case, Officer, Report, as_utc
-from models.learning import LearningItem, LearningItemEvent
+from models.learning import MULTI_AGENCY, LearningItem, LearningItemEvent
+from models.meetings import Meeting
+from tasks import meetings
 from tasks.identifiers import collar_parts, name_parts
 
 SOURCE = "force_lessons"  # the report's field (reg 70(2)(e)) the items come from
@@ -94,9 +96,14 @@ def lessons(text: str) -> list[str]:
     return [" ".join(p.split()) for p in parts if p.strip() and not NO_LESSON.match(p.strip())]
 
 
-def identifying_words(session: Session, case: Case) -> list[str]:
+def identifying_words(session: Session, case: Case | Meeting) -> list[str]:
     """What identifies the officer or the complainant: each name's words, the full names, the
-    collar number (and its digits)."""
+    collar number (and its digits); for a meeting's item, every name recorded in the meeting
+    (the child, the family, the professionals)."""
+    if isinstance(case, Meeting):
+        words = [part for _, name in meetings.names_recorded(session, case)
+                 for part in name_parts(name, min_length=2)]
+        return sorted(set(words), key=lambda w: (-len(w), w.lower()))
     officer = session.get(Officer, case.officer_id) if getattr(case, "officer_id", None) else None
     words = name_parts(officer.name if officer else "", min_length=2)
     words += name_parts(case.complainant_name, min_length=2)
@@ -109,7 +116,7 @@ def _pattern(word: str) -> re.Pattern[str]:
     return re.compile(rf"(?<!\w){re.escape(word)}(?!\w)", re.IGNORECASE)
 
 
-def names_in(session: Session, case: Case, text: str) -> list[str]:
+def names_in(session: Session, case: Case | Meeting, text: str) -> list[str]:
     """The identifying words found in `text`, as written there and in its order; words next to
     each other are one ("Alex Officer"), so the refusal says what to remove as the writer sees it."""
     spans = sorted((m.start(), m.end()) for word in identifying_words(session, case)
@@ -127,7 +134,7 @@ def names_in(session: Session, case: Case, text: str) -> list[str]:
     return found
 
 
-def check_text(session: Session, case: Case, text: str) -> str:
+def check_text(session: Session, case: Case | Meeting, text: str) -> str:
     """The item's text, stripped, or a refusal that names the words to remove."""
     text = text.strip()
     if len(text) < 10:
@@ -140,7 +147,7 @@ def check_text(session: Session, case: Case, text: str) -> str:
     return text
 
 
-def redact(session: Session, case: Case, text: str) -> tuple[str, int]:
+def redact(session: Session, case: Case | Meeting, text: str) -> tuple[str, int]:
     """`text` with identifying words replaced, and how many were replaced."""
     count = 0
     for word in identifying_words(session, case):
@@ -185,13 +192,52 @@ def create_from_report(session: Session, case: Case, report: Report, now: dateti
     return created
 
 
-def _item(session: Session, item_id: int) -> tuple[LearningItem, Case]:
+MEETING_SOURCE = "rpm_learning"  # a meeting's learning to be shared (its CRC summary)
+
+
+def items_of_meeting(session: Session, meeting_id: int) -> list[LearningItem]:
+    return list(session.exec(select(LearningItem).where(LearningItem.meeting_id == meeting_id)
+                             .order_by(col(LearningItem.part))))
+
+
+def create_from_meeting(session: Session, meeting: Meeting, now: datetime,
+                        actor: str = "system") -> list[LearningItem]:
+    """When the Case Review Committee has considered a meeting, its organisational learning
+    points (the summary's learning to be shared, one item per point) join the register tagged
+    multi-agency, exactly once across replays; any name recorded in the meeting is replaced
+    (the summary refused them already). Returns the items this call created."""
+    assert meeting.id is not None
+    summary = meetings.crc_summary(session, meeting.id)
+    if summary is None:
+        return []
+    existing = {(i.source, i.part) for i in items_of_meeting(session, meeting.id)}
+    created: list[LearningItem] = []
+    for part, lesson in enumerate(lessons(summary.learning_to_share), start=1):
+        if (MEETING_SOURCE, part) in existing:
+            continue
+        text, removed = redact(session, meeting, lesson)
+        item = LearningItem(meeting_id=meeting.id, origin=MULTI_AGENCY, source=MEETING_SOURCE,
+                            part=part, text=text, created_at=as_utc(now), updated_at=as_utc(now))
+        session.add(item)
+        session.flush()
+        detail = (f"multi-agency: from reflective practice meeting {meeting.reference}'s "
+                  f"learning to be shared, point {part}")
+        if removed:
+            detail += f"; {removed} identifying words replaced with {REDACTED}"
+        _event(session, item, actor, "created", detail, now)
+        created.append(item)
+    return created
+
+
+def _item(session: Session, item_id: int) -> tuple[LearningItem, Case | Meeting]:
+    """The item and what its names are checked against: its case, or its meeting."""
     item = session.get(LearningItem, item_id)
     if item is None:
         raise LearningRefused("There is no such learning item")
-    case = session.get(Case, item.case_id)
-    assert case is not None
-    return item, case
+    origin = (session.get(Case, item.case_id) if item.case_id is not None
+              else session.get(Meeting, item.meeting_id))
+    assert origin is not None
+    return item, origin
 
 
 def may_update(item: LearningItem, actor: str, is_psd: bool) -> bool:

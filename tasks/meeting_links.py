@@ -42,6 +42,11 @@ def invitee_link(token: str) -> str:
     return f"{get_settings().public_portal_url}/meetings/invitation/{token}"
 
 
+def crc_summary_link(meeting_id: int) -> str:
+    """The Case Review Committee's page: the summary of learning (Appendix 3), no names."""
+    return f"{get_settings().public_portal_url}/meetings/{meeting_id}/summary"
+
+
 def meeting_page_link(meeting_id: int) -> str:
     """The facilitator's and business unit's page (signed-in portal users)."""
     return f"{get_settings().public_portal_url}/meetings/{meeting_id}"

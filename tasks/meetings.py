@@ -24,6 +24,7 @@ from models.meetings import (
     LearningLog,
     Meeting,
     MeetingAction,
+    MeetingActionStatus,
     MeetingEvent,
     MeetingInvitee,
     MeetingState,
@@ -186,6 +187,30 @@ def add_invitee(session: Session, meeting: Meeting, invitation: Invitation, now:
     if meeting.state != M.REQUESTED:  # invitations already went: this one goes now
         _invite(session, meeting, invitee, now)
     return invitee
+
+
+def request_with_invitees(session: Session, now: datetime, *, invitations: list[Invitation],
+                          child_name: str, child_date_of_birth: date, family_names: str,
+                          requested_by_name: str, requested_by_agency: str,
+                          requested_by_email: str, facilitator_name: str, facilitator_email: str,
+                          purpose: str, meeting_on: date | None = None,
+                          place: str = "") -> Meeting:
+    """The request page's one step: the meeting and its invitees (with their agency, role and
+    manager) recorded together, or nothing at all (the caller's transaction rolls back on the
+    first refusal). Invitations go when the meeting's run starts."""
+    if not invitations:
+        raise MeetingRefused("Invite at least one professional (name, email, agency and role).")
+    if meeting_on is not None and meeting_on < now.date():
+        raise MeetingRefused("The meeting cannot be planned for a date in the past.")
+    meeting = request_meeting(
+        session, now, child_name=child_name, child_date_of_birth=child_date_of_birth,
+        family_names=family_names, requested_by_name=requested_by_name,
+        requested_by_agency=requested_by_agency, requested_by_email=requested_by_email,
+        facilitator_name=facilitator_name, facilitator_email=facilitator_email,
+        purpose=purpose, meeting_on=meeting_on, place=place)
+    for invitation in invitations:
+        add_invitee(session, meeting, invitation, now, actor=meeting.facilitator_email)
+    return meeting
 
 
 def link_for(meeting: Meeting, invitee: MeetingInvitee) -> str:
@@ -356,6 +381,24 @@ def add_action(session: Session, meeting: Meeting, description: str, owner: str,
     session.add(action)
     _event(session, meeting, actor, "action_added", now)
     return action
+
+
+def complete_action(session: Session, meeting: Meeting, action_id: int, now: datetime, *,
+                    actor: str) -> bool:
+    """The facilitator marks an action done: it is tracked to closure, and no reminder follows.
+    False if it was already done."""
+    assert meeting.id is not None
+    action = session.get(MeetingAction, action_id)
+    if action is None or action.meeting_id != meeting.id:
+        raise MeetingRefused("Choose an action of this meeting.")
+    if meeting.state == M.CANCELLED:
+        raise MeetingRefused(f"Meeting {meeting.reference} is cancelled.")
+    if action.status == MeetingActionStatus.DONE:
+        return False
+    action.status, action.done_on = MeetingActionStatus.DONE, now.date()
+    session.add(action)
+    _event(session, meeting, actor, "action_done", now, detail=f"action {action.id}")
+    return True
 
 
 def timeline(session: Session, meeting_id: int) -> list[TimelineEntry]:
@@ -607,6 +650,47 @@ def overdue_reminders(session: Session, as_of: datetime) -> int:
                            message="A reflective practice meeting's learning points are waiting "
                                    "for the Case Review Committee.",
                            link=meeting_page_link(meeting.id))
+    return sent
+
+
+def action_reminders(session: Session, as_of: datetime) -> int:
+    """An open action past its due date: its owner (else the facilitator) is reminded once per
+    due date (a new date earns one more). The email names neither the action nor the child."""
+    sent = 0
+    rows = session.exec(select(MeetingAction, Meeting).join(
+        Meeting, col(Meeting.id) == col(MeetingAction.meeting_id)).where(
+        MeetingAction.status == MeetingActionStatus.OPEN,
+        col(MeetingAction.due_on) < as_of.date(), Meeting.state != M.CANCELLED)).all()
+    for action, meeting in rows:
+        assert meeting.id is not None
+        sent += notify(session, meeting, key=f"action-overdue:{action.id}:{action.due_on}",
+                       recipient=action.owner_email or meeting.facilitator_email,
+                       title="Reminder: an action from a reflective practice meeting",
+                       message="An action you own from a multi-agency reflective practice "
+                               "meeting is past its due date. When it is done, tell the "
+                               "meeting's facilitator, who records it as done.",
+                       link=meeting_page_link(meeting.id))
+    return sent
+
+
+def annual_review_reminders(session: Session, as_of: datetime) -> int:
+    """The guidance's annual review: on each anniversary of a meeting held (and not cancelled),
+    the business unit is reminded once for that year."""
+    sent = 0
+    held = session.exec(select(Meeting).where(
+        col(Meeting.held_on).is_not(None), Meeting.state != M.CANCELLED)).all()
+    for meeting in held:
+        assert meeting.id is not None and meeting.held_on is not None
+        years = age_on(meeting.held_on, as_of.date())
+        if years < 1:
+            continue
+        sent += notify(session, meeting, key=f"annual-review:{years}",
+                       recipient=get_settings().rpm_business_unit_email,
+                       title="The annual review of a reflective practice meeting",
+                       message=f"A reflective practice meeting was held {years} year"
+                               f"{'s' if years > 1 else ''} ago today. Please review whether "
+                               "its learning and actions have made a difference.",
+                       link=meeting_page_link(meeting.id))
     return sent
 
 

@@ -176,7 +176,8 @@ async def main() -> int:
     assert meeting.id is not None
     print(f"{meeting.reference}   reflective practice meeting, now {meeting.state.value} "
           "(the Case Review Committee's step)")
-    print(f"    Prefect UI: {flow_run_link(meeting.flow_run_id)}")
+    print(f"    Prefect UI: {flow_run_link(meeting.flow_run_id)} (sign in as "
+          "crc-chair@partnership.example to decide)")
     print(f"    Portal:     {meeting_page_link(meeting.id)} (sign in as "
           "facilitator@partnership.example)")
     print(f"\nAs of {datetime.now(UTC):%Y-%m-%d %H:%M} UTC each case waits for a person: open "

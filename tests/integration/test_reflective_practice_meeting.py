@@ -1,8 +1,8 @@
 """A multi-agency reflective practice meeting from request to closure through a real `rprp-rpm`
 flow run, the real SMTP sink and the case DB: three agencies' invitees reply through their signed
 links in the portal (one declines and names a colleague, who is invited and confirms), the record
-is completed and distributed, the CRC decides through the same resume call the Prefect UI makes,
-and the meeting closes. A marker in the child's name and the log appears in no Prefect record
+is completed and distributed, the CRC decides through the gateway, as the Prefect UI's Resume
+form does, and the meeting closes. A marker in the child's name and the log appears in no Prefect record
 (parameters, inputs, logs, task runs) and in no email."""
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ from infra.mailsink import MailSink
 from models import utc_now
 from models.meetings import CrcChoice, Meeting, MeetingState
 from portal.app import create_app
+from portal.auth import User
+from portal.gateway import submit_decision
 from tasks import meetings as rules
 from tasks.meeting_orchestration import start_meeting_flow, wake_meeting
 from tests.support.stack import WAIT_CEILING, eventually
@@ -36,6 +38,17 @@ pytestmark = [pytest.mark.integration]
 MARKER = "Xylophonechild"
 AGENCIES = (("Children's Social Care", "Social worker"), ("Health visiting", "Health visitor"),
             ("Police", "Detective constable"))
+
+
+AS_CRC = User("CRC chair", "crc.chair@partnership.example", frozenset({"crc-chair"}))
+
+
+async def crc_decides(run_id: str, **answer: str) -> dict[str, object]:
+    """What the Prefect UI's Resume form sends for the CRC's step, through the gateway."""
+    async with httpx.AsyncClient(timeout=30) as client:
+        result = await submit_decision(AS_CRC, run_id, answer, client)
+    assert result is not None, "the run is a meeting's"
+    return result
 
 
 def meeting_row(meeting_id: int) -> Meeting:
@@ -144,13 +157,13 @@ async def test_a_meeting_from_request_to_closure_keeps_the_child_out_of_prefect_
     await paused_in(meeting_id, M.SENT_TO_BUSINESS_UNIT)
     await mail_to(mail_sink, "business-unit@partnership.example")
 
-    # The CRC's decision: the resume the Prefect UI's form sends (POST /flow_runs/<id>/resume).
-    async with get_client() as client:
-        result = await client.resume_flow_run(UUID(run_id), run_input={
-            "decision": CrcChoice.PLAN_ACTION.value, "plan": "A multi-agency workshop."})
-    assert result.status.value == "ACCEPT"
+    # The CRC's decision: the resume the Prefect UI's form sends, through the gateway.
+    result = await crc_decides(run_id, decision=CrcChoice.PLAN_ACTION.value,
+                               plan="A multi-agency workshop.")
+    assert result["status"] == "ACCEPT", result
     await paused_in(meeting_id, M.CRC_CONSIDERED)
     assert meeting_row(meeting_id).crc_choice == "plan_action"
+    assert meeting_row(meeting_id).crc_decided_by == AS_CRC.email
     with session_scope() as session:
         rules.disseminate_learning(session, rules.get_meeting(session, meeting_id),
                                    "Two briefings", now, actor="business-unit")
@@ -177,8 +190,8 @@ async def test_a_meeting_from_request_to_closure_keeps_the_child_out_of_prefect_
                              *(log.message for log in logs),
                              *(t.name for t in task_runs)])
     assert inputs and logs and task_runs
-    for secret in (MARKER, "Vantablack", "Surname0", "Cole League"):
-        assert secret not in prefect_text
+    for secret in (MARKER, "Vantablack", "Surname0", "Cole League", "multi-agency workshop"):
+        assert secret not in prefect_text  # the CRC's plan too: Prefect holds only its token
     names = {t.name.rsplit(" ", 1)[0] for t in task_runs}
     assert {"send-invitations", "distribute-record", "send-to-business-unit",
             "crc-consideration", "close-meeting"} <= names
@@ -196,22 +209,14 @@ async def test_the_demo_meeting_reaches_the_crc_which_escalates_after_a_named_pl
     meeting = await meeting_to_crc(child_name=f"Demo {MARKER}")
     assert meeting.id is not None and meeting.flow_run_id
     run_id = UUID(meeting.flow_run_id)
-    async with get_client() as client:
-        first_key = (await client.read_flow_run(run_id)).state.state_details.pause_key  # type: ignore[union-attr]
-        await client.resume_flow_run(run_id, run_input={
-            "decision": CrcChoice.ESCALATE.value, "plan": f"Because of {MARKER}"})
-
-    async def asked_again() -> object:
-        async with get_client() as client:
-            run = await client.read_flow_run(run_id)
-        return run.state and run.state.is_paused() and \
-            run.state.state_details.pause_key != first_key
-
-    await eventually(asked_again, WAIT_CEILING, "the CRC's form asked again")
+    refused = await crc_decides(str(run_id), decision=CrcChoice.ESCALATE.value,
+                                plan=f"Because of {MARKER}")
+    assert refused["status"] == "REJECT" and "child's name" in refused["details"]["reason"]
+    assert MARKER not in refused["details"]["reason"]
     assert meeting_row(meeting.id).state is M.SENT_TO_BUSINESS_UNIT
-    async with get_client() as client:
-        await client.resume_flow_run(run_id, run_input={
-            "decision": CrcChoice.ESCALATE.value, "plan": "Serious harm criteria are met."})
+    taken = await crc_decides(str(run_id), decision=CrcChoice.ESCALATE.value,
+                              plan="Serious harm criteria are met.")
+    assert taken["status"] == "ACCEPT", taken
 
     async def ended() -> str | None:
         async with get_client() as client:

@@ -230,3 +230,139 @@ def test_the_sweep_runs_every_policy_timer_as_of_the_moved_clock() -> None:
             Outbox.key.startswith(f"rpm:{meeting_id}:"), Outbox.key.contains("reminder"))).all())
     assert keys == [f"rpm:{meeting_id}:crc-reminder", f"rpm:{meeting_id}:record-reminder"]
     assert report.overdue_reminders >= 1
+
+
+def _at_the_crc() -> int:
+    meeting_id, invitees = _meeting_with_invitees()
+    _held(meeting_id, invitees)
+    _signed(meeting_id)
+    with session_scope() as s:
+        m = rpm.get_meeting(s, meeting_id)
+        rpm.save_crc_summary(s, m, chair="Head of Service", now=NOW,
+                             learning_to_share="Share information at referral.")
+        rpm.send_to_business_unit(s, m, NOW)
+        m.flow_run_id = f"00000000-0000-0000-0000-{meeting_id:012d}"
+        s.add(m)
+    return meeting_id
+
+
+def test_the_crc_answer_is_checked_and_its_plan_sealed_before_prefect_sees_it() -> None:
+    from models.meetings import CrcSubmission
+    from tasks import meeting_decisions as crc
+
+    meeting_id = _at_the_crc()
+    with session_scope() as s:
+        m = rpm.get_meeting(s, meeting_id)
+        step = crc.step_waiting_on(s, m)
+        assert step is not None and step.key == "crc-consideration-0"
+        forwarded, errors, row = crc.take(s, m, step, {
+            "decision": CrcChoice.PLAN_ACTION.value, "plan": f"Ask {MARKER}'s mother"}, "X@Y.Z")
+        assert forwarded is None and row is None
+        assert errors and "child's name" in errors[0] and MARKER not in " ".join(errors)
+        _, errors, _ = crc.take(s, m, step, {"decision": CrcChoice.PLAN_ACTION.value}, "x@y.z")
+        assert errors == ["Planning action needs the plan"]
+        assert s.exec(select(CrcSubmission).where(
+            CrcSubmission.meeting_id == meeting_id)).all() == []
+        forwarded, errors, row = crc.take(s, m, step, {
+            "decision": CrcChoice.PLAN_ACTION.value, "plan": " A workshop "}, "Chair@P.Example")
+        assert errors == [] and forwarded is not None and row is not None
+        assert forwarded["plan"] == f"sealed:{row.token}" and row.plan == "A workshop"
+        assert crc.verified(s, meeting_id, step.key, forwarded).decided_by == "chair@p.example"
+        with pytest.raises(crc.CrcDecisionNotVerified):
+            crc.verified(s, meeting_id, step.key, dict(forwarded, decision=CrcChoice.ESCALATE.value))
+        with pytest.raises(crc.CrcDecisionNotVerified):
+            crc.verified(s, meeting_id, step.key, {"decision": forwarded["decision"],
+                                                   "plan": "A workshop"})
+
+
+def _keys(meeting_id: int, kind: str) -> list[str]:
+    with session_scope() as s:
+        return sorted(o.key for o in s.exec(select(Outbox).where(
+            Outbox.key.startswith(f"rpm:{meeting_id}:{kind}"))).all())
+
+
+def test_an_overdue_action_reminds_its_owner_once_until_it_is_marked_done() -> None:
+    from models.meetings import MeetingActionStatus
+    from tasks.deadline_sweep import SweepReport, meeting_reminders
+
+    meeting_id, invitees = _meeting_with_invitees()
+    _held(meeting_id, invitees)
+    with session_scope() as s:
+        m = rpm.get_meeting(s, meeting_id)
+        owned = rpm.add_action(s, m, "Audit transfers", "Head of health", date(2026, 12, 1), NOW,
+                               actor="fran", owner_email="Owner@Health.example")
+        other = rpm.add_action(s, m, "Brief staff", "Team manager", date(2026, 12, 1), NOW,
+                               actor="fran")
+        s.flush()
+        owned_id, other_id = owned.id, other.id
+    assert owned_id is not None and other_id is not None
+    day = datetime(2026, 12, 1, 9, tzinfo=UTC)
+    meeting_reminders(day, SweepReport(as_of="due day"))
+    assert _keys(meeting_id, "action-overdue") == []
+    with session_scope() as s:
+        rpm.complete_action(s, rpm.get_meeting(s, meeting_id), other_id, day, actor="fran")
+        assert not rpm.complete_action(s, rpm.get_meeting(s, meeting_id), other_id, day,
+                                       actor="fran")
+    for later in (1, 2, 9):
+        meeting_reminders(day + timedelta(days=later), SweepReport(as_of=f"+{later}"))
+    assert _keys(meeting_id, "action-overdue") == [
+        f"rpm:{meeting_id}:action-overdue:{owned_id}:2026-12-01"]
+    with session_scope() as s:
+        mail = s.exec(select(Outbox).where(Outbox.key.startswith(
+            f"rpm:{meeting_id}:action-overdue"))).one()
+        done = s.get(rpm.MeetingAction, other_id)
+        assert done is not None and done.status is MeetingActionStatus.DONE
+    assert mail.recipient == "owner@health.example"
+    assert "Audit transfers" not in mail.body_text and MARKER not in mail.body_text
+    second, _ = _meeting_with_invitees()
+    with pytest.raises(rpm.MeetingRefused, match="action of this meeting"), session_scope() as s:
+        rpm.complete_action(s, rpm.get_meeting(s, second), owned_id, day, actor="fran")
+
+
+def test_the_business_unit_is_reminded_once_a_year_on_the_meetings_anniversary() -> None:
+    from tasks.deadline_sweep import SweepReport, meeting_reminders
+
+    meeting_id, invitees = _meeting_with_invitees()
+    _held(meeting_id, invitees)  # held on NOW's date, 2 November 2026
+    meeting_reminders(datetime(2027, 11, 1, 9, tzinfo=UTC), SweepReport(as_of="eve"))
+    assert _keys(meeting_id, "annual-review") == []
+    for when in (datetime(2027, 11, 2, 9, tzinfo=UTC), datetime(2027, 11, 3, 9, tzinfo=UTC),
+                 datetime(2028, 6, 1, 9, tzinfo=UTC)):
+        meeting_reminders(when, SweepReport(as_of="first year"))
+    assert _keys(meeting_id, "annual-review") == [f"rpm:{meeting_id}:annual-review:1"]
+    meeting_reminders(datetime(2028, 11, 2, 9, tzinfo=UTC), SweepReport(as_of="second"))
+    assert _keys(meeting_id, "annual-review") == [f"rpm:{meeting_id}:annual-review:1",
+                                                  f"rpm:{meeting_id}:annual-review:2"]
+    with session_scope() as s:
+        mail = s.exec(select(Outbox).where(
+            Outbox.key == f"rpm:{meeting_id}:annual-review:1")).one()
+    assert mail.recipient == "business-unit@partnership.example"
+    assert MARKER not in mail.subject + mail.body_text + mail.body_html
+
+
+def test_a_meetings_learning_joins_the_register_once_tagged_multi_agency_and_nameless() -> None:
+    from models.learning import MULTI_AGENCY
+    from tasks import learning_register as register
+
+    meeting_id = _at_the_crc()
+    with session_scope() as s:
+        m = rpm.get_meeting(s, meeting_id)
+        summary = rpm.crc_summary(s, meeting_id)
+        assert summary is not None
+        # As if saved before the name check: the register replaces what it still finds.
+        summary.learning_to_share = (f"- Records must follow a school move for {MARKER}.\n"
+                                     "- Share the chronology at the first referral.")
+        s.add(summary)
+        rpm.record_crc_decision(s, m, CrcChoice.SHARE_ONLY, "", NOW, decided_by="crc@p.example")
+        created = register.create_from_meeting(s, m, NOW, actor="crc@p.example")
+        again = register.create_from_meeting(s, m, NOW, actor="crc@p.example")
+        items = register.items_of_meeting(s, meeting_id)
+        assert again == [] and [i.id for i in created] == [i.id for i in items]
+        assert [(i.origin, i.case_id, i.part) for i in items] == [
+            (MULTI_AGENCY, None, 1), (MULTI_AGENCY, None, 2)]
+        assert items[0].text == "Records must follow a school move for [name removed]."
+        with pytest.raises(register.LearningRefused, match="Quackenbush"):
+            register.assign(s, items[1].id or 0, "psd@force.example", NOW,
+                            text="Ask Carla Quackenbush about the chronology.")
+        register.assign(s, items[1].id or 0, "psd@force.example", NOW, unit="Health visiting")
+        assert items[1].unit == "Health visiting"
