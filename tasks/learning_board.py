@@ -314,11 +314,11 @@ def record_decision(session: Session, month: Month, item_id: int, actor: str, no
     note = note.strip()
     if chosen is not BoardDecision.AGREED and len(note) < 5:
         raise BoardRefused(f"Write the board's note on why the item is {chosen.value}")
-    item = session.get(LearningItem, item_id)
-    case = session.get(Case, item.case_id) if item is not None else None
-    if item is None or case is None:
-        raise BoardRefused("There is no such learning item")
-    found = register.names_in(session, case, note)
+    try:
+        item, origin = register.item_and_origin(session, item_id)  # a case's, or a meeting's
+    except register.LearningRefused as refused:
+        raise BoardRefused(str(refused)) from None
+    found = register.names_in(session, origin, note)
     if found:
         raise BoardRefused(f"The register must not identify the officer or the complainant: "
                            f"remove {', '.join(f'“{w}”' for w in found)} and save again")

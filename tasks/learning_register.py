@@ -229,7 +229,7 @@ def create_from_meeting(session: Session, meeting: Meeting, now: datetime,
     return created
 
 
-def _item(session: Session, item_id: int) -> tuple[LearningItem, Case | Meeting]:
+def item_and_origin(session: Session, item_id: int) -> tuple[LearningItem, Case | Meeting]:
     """The item and what its names are checked against: its case, or its meeting."""
     item = session.get(LearningItem, item_id)
     if item is None:
@@ -250,7 +250,7 @@ def assign(session: Session, item_id: int, actor: str, now: datetime, *, theme: 
            text: str | None = None) -> LearningItem:
     """PSD sets what the item is about and who owns it by when; the history says what changed.
     Everything is checked before anything changes, so a refusal leaves the item as it was."""
-    item, case = _item(session, item_id)
+    item, case = item_and_origin(session, item_id)
     new: dict[str, object] = {}
     if theme is not None:
         match = [t for t in themes() if t.lower() == theme.strip().lower()]
@@ -289,7 +289,7 @@ def change_status(session: Session, item_id: int, actor: str, now: datetime, sta
                   reason: str) -> LearningItem:
     """Move an item on. Every move needs its reason: for done it is the closing note, for not
     accepted the reasons; planning an action needs an owner and a target date."""
-    item, case = _item(session, item_id)
+    item, case = item_and_origin(session, item_id)
     try:
         to = LearningStatus(status)
     except ValueError:
