@@ -26,6 +26,7 @@ from portal import (
     meetings,
     outbox,
     referrals,
+    reports,
     sso,
     users,
 )
@@ -73,7 +74,8 @@ def create_app(mail_dir: Path | None = None) -> FastAPI:
         return response
 
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
-    for module in (auth, sso, referrals, cases, account, outbox, foi, meetings, learning, gateway):
+    for module in (auth, sso, referrals, cases, account, outbox, foi, reports, meetings, learning,
+                   gateway):
         app.include_router(module.router)
     app.include_router(referrals.api)
     app.include_router(cases.api)

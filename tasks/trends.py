@@ -28,7 +28,7 @@ import csv
 import io
 import math
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
@@ -87,10 +87,16 @@ class Figure:
     note: str
     chart: str = "bar"  # bar, stacked or line: how the page draws it
     unit_of_measure: str = "cases"
+    # The series the chart draws (all, unless some are context for the table only).
+    drawn: tuple[str, ...] = ()
 
     @property
     def series(self) -> list[str]:
         return self.columns[1:]
+
+    @property
+    def chart_series(self) -> list[str]:
+        return [s for s in self.series if not self.drawn or s in self.drawn]
 
     def to_csv(self) -> str:
         out = io.StringIO()
@@ -292,7 +298,8 @@ def time_to_report(session: Session, period: Period,
                   "Reports filed in each quarter: the working days (England and Wales) from "
                   "referral to the report. The median is the middle report's figure; the 90th "
                   "percentile is the figure nine in ten reports took no longer than.",
-                  chart="line", unit_of_measure="working days")
+                  chart="line", unit_of_measure="working days",
+                  drawn=("median working days", "90th percentile"))
 
 
 def deadlines_met(session: Session, period: Period, now: datetime) -> Figure:
@@ -376,13 +383,15 @@ def outcomes(session: Session, period: Period) -> tuple[Figure, Figure]:
         "Of the cases referred in each quarter: those where the officer did not engage (a "
         "live case that went to the non-engagement review; an imported case so flagged), and "
         "those that ended in unsatisfactory performance procedures, misconduct proceedings "
-        "or the Vetting Regulations.")
+        "or the Vetting Regulations.",
+        drawn=("non-engagement", "escalated: UPP", "escalated: misconduct", "escalated: vetting"))
     back = Figure(
         "referrals-back", "Referrals back to the appropriate authority, per quarter of referral",
         ["quarter", "referred", "referred back"],
         [[q, counts[(q, "referred")], counts[(q, CaseState.REFERRED_BACK.value)]] for q in qs],
         "Of the cases referred in each quarter, those referred back to the appropriate "
-        "authority (a live case that went to that state; an imported case so flagged).")
+        "authority (a live case that went to that state; an imported case so flagged).",
+        drawn=("referred back",))
     return escalation, back
 
 
@@ -421,6 +430,34 @@ def by_unit(session: Session, period: Period) -> Figure:
                   [[u or NO_UNIT, _int(n), _int(o or 0), _int(e or 0)] for u, n, o, e in rows],
                   "Cases referred in the period, by the officer's unit: how many, how many are "
                   "still open, how many were escalated.", chart="bar")
+
+
+def _builders(calendar: WorkingCalendar | None) -> dict[str, Callable[[Session, Period,
+                                                                         datetime], Figure]]:
+    return {
+        "referrals-by-origin": lambda s, p, now: referrals_by_origin(s, p),
+        "referrals-by-route": lambda s, p, now: referrals_by_route(s, p),
+        "open-by-state": lambda s, p, now: open_by_state(s, p),
+        "time-to-report": lambda s, p, now: time_to_report(s, p, calendar),
+        "deadlines-met": lambda s, p, now: deadlines_met(s, p, now),
+        "non-engagement-and-escalations": lambda s, p, now: outcomes(s, p)[0],
+        "referrals-back": lambda s, p, now: outcomes(s, p)[1],
+        "action-types": lambda s, p, now: action_types(s, p),
+        "learning-themes": lambda s, p, now: learning_themes(s, p),
+        "by-unit": lambda s, p, now: by_unit(s, p),
+    }
+
+
+FIGURE_KEYS = tuple(_builders(None))
+
+
+def figure(session: Session, key: str, period: Period, now: datetime,
+           calendar: WorkingCalendar | None = None) -> Figure:
+    """One figure by its key (a chart's image or CSV needs only its own)."""
+    builders = _builders(calendar)
+    if key not in builders:
+        raise KeyError(key)
+    return builders[key](session, period, now)
 
 
 def trends(session: Session, period: Period, now: datetime,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
 
 import pytest
 
@@ -65,8 +66,9 @@ def live_case(collar: str, referred: date, origin: Origin, route: Route,
         return case.id
 
 
-@pytest.fixture(scope="module")
-def seeded() -> Trends:
+@lru_cache(maxsize=1)
+def seed() -> None:
+    """The unit's cases, once per test session (other layers' tests read them too)."""
     lines = [
         case_line(f"TR-{TAG}-1", f"T{TAG}1", referred_on="2024-01-10",
                   concern_reported_on="2024-01-02", unit=UNIT, report_filed_on="2024-02-09",
@@ -124,6 +126,11 @@ def seeded() -> Trends:
             AuditEvent(case_id=second, actor="t", action="non_engagement",
                        to_state=CaseState.NON_ENGAGEMENT_REVIEW.value),
         ])
+
+
+@pytest.fixture(scope="module")
+def seeded() -> Trends:
+    seed()
     with session_scope() as session:
         return trends(session, PERIOD, NOW)
 
