@@ -34,8 +34,10 @@ from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, extract, or_
+from sqlalchemy import ColumnElement, String, and_, case, cast, or_
 from sqlalchemy import select as sa_select
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.expression import FunctionElement
 from sqlmodel import Session, col, func
 
 from models import Action, AuditEvent, Case, Deadline, ImportedCase, LearningItem, Officer
@@ -121,6 +123,29 @@ class Trends:
 
 # -- time ------------------------------------------------------------------------------------
 
+class month_of(FunctionElement[str]):  # noqa: N801 - reads as the SQL function it is
+    """'YYYY-MM' of a date or an instant, worked out by the database: cheaper per case than
+    extracting the year and the month apart (SQLite parses the date once, not twice)."""
+
+    type = String()
+    inherit_cache = True
+
+
+@compiles(month_of)
+def _month_of(element: month_of, compiler: Any, **kw: Any) -> str:
+    return f"to_char({compiler.process(element.clauses, **kw)}, 'YYYY-MM')"
+
+
+@compiles(month_of, "sqlite")
+def _month_of_sqlite(element: month_of, compiler: Any, **kw: Any) -> str:
+    return f"substr({compiler.process(element.clauses, **kw)}, 1, 7)"
+
+
+def quarter_of(month: str) -> str:
+    """'2024 Q2' of '2024-05'."""
+    return quarter_key(int(month[:4]), int(month[5:7]))
+
+
 def month_key(year: int, month: int) -> str:
     return f"{year:04d}-{month:02d}"
 
@@ -139,6 +164,11 @@ def months(start: date, end: date) -> list[str]:
 
 def quarters(start: date, end: date) -> list[str]:
     return list(dict.fromkeys(quarter_key(int(k[:4]), int(k[5:])) for k in months(start, end)))
+
+
+@lru_cache(maxsize=4)
+def _working_day_text_index(calendar: WorkingCalendar) -> dict[str, int]:
+    return {day.isoformat(): n for day, n in _working_day_index(calendar).items()}
 
 
 @lru_cache(maxsize=4)
@@ -199,38 +229,59 @@ def _in_scope(period: Period, *, referred: bool = True) -> list[ColumnElement[bo
     return where
 
 
-def _cases(*columns: Any) -> Any:
-    """SELECT columns FROM cases with their officer and (when imported) their import row."""
-    return (sa_select(*columns).select_from(Case)
-            .join(Officer, col(Officer.id) == col(Case.officer_id))
-            .join(ImportedCase, col(ImportedCase.case_id) == col(Case.id), isouter=True))
+def _cases(*columns: Any, period: Period, officer: bool = False,
+           imported: bool = False) -> Any:
+    """SELECT columns FROM cases, joined to their officer (when a unit is chosen or read) and
+    their import row only where the figure needs them: each join costs a lookup per case."""
+    query = sa_select(*columns).select_from(Case)
+    if officer or period.unit:
+        query = query.join(Officer, col(Officer.id) == col(Case.officer_id))
+    if imported:
+        query = query.join(ImportedCase, col(ImportedCase.case_id) == col(Case.id),
+                           isouter=True)
+    return query
 
 
-def _by_month(session: Session, period: Period, column: Any,
-              values: Sequence[str]) -> list[list[Cell]]:
-    year, month = extract("year", col(Case.referred_on)), extract("month", col(Case.referred_on))
-    counts: Counter[tuple[str, str]] = Counter()
-    for y, m, value, n in session.execute(
-            _cases(year, month, column, func.count()).where(*_in_scope(period))
-            .group_by(year, month, column)):
-        counts[(month_key(_int(y), _int(m)), str(getattr(value, "value", value)))] += _int(n)
-    return [[key, *(counts[(key, v)] for v in values)] for key in months(period.start,
-                                                                         period.end)]
+def _value(value: Any) -> str:
+    return str(getattr(value, "value", value))
 
 
-def referrals_by_origin(session: Session, period: Period) -> Figure:
+def referral_counts(session: Session, period: Period) -> Counter[tuple[str, str, str]]:
+    """Cases referred, by (month, origin, route): one scan for both referral charts."""
+    month = month_of(col(Case.referred_on))
+    counts: Counter[tuple[str, str, str]] = Counter()
+    for m, origin, route, n in session.execute(
+            _cases(month, col(Case.origin), col(Case.route), func.count(), period=period)
+            .where(*_in_scope(period)).group_by(month, col(Case.origin), col(Case.route))):
+        counts[(str(m), _value(origin), _value(route))] += _int(n)
+    return counts
+
+
+def _monthly(period: Period, counts: Counter[tuple[str, str, str]], part: int,
+             values: Sequence[str]) -> list[list[Cell]]:
+    by: Counter[tuple[str, str]] = Counter()
+    for key, n in counts.items():
+        by[(key[0], key[part])] += n
+    return [[m, *(by[(m, v)] for v in values)] for m in months(period.start, period.end)]
+
+
+def referrals_by_origin(session: Session, period: Period,
+                        counts: Counter[tuple[str, str, str]] | None = None) -> Figure:
+    counts = referral_counts(session, period) if counts is None else counts
     origins = [o.value for o in Origin]
     return Figure("referrals-by-origin", "Referrals per month by origin",
                   ["month", *(Origin(o).label for o in origins)],
-                  _by_month(session, period, col(Case.origin), origins),
+                  _monthly(period, counts, 1, origins),
                   "Cases referred each month, by where the matter came from.", chart="stacked")
 
 
-def referrals_by_route(session: Session, period: Period) -> Figure:
+def referrals_by_route(session: Session, period: Period,
+                       counts: Counter[tuple[str, str, str]] | None = None) -> Figure:
+    counts = referral_counts(session, period) if counts is None else counts
     routes = [r.value for r in Route]
     return Figure("referrals-by-route", "Referrals per month by route",
                   ["month", *(_short_route(Route(r)) for r in routes)],
-                  _by_month(session, period, col(Case.route), routes),
+                  _monthly(period, counts, 2, routes),
                   "Cases referred each month, by the statutory route of the referral.",
                   chart="stacked")
 
@@ -248,7 +299,7 @@ def open_by_state(session: Session, period: Period) -> Figure:
     imported = col(ImportedCase.case_id).is_not(None)
     counts: Counter[str] = Counter()
     for state, is_imported, n in session.execute(
-            _cases(col(Case.state), imported, func.count())
+            _cases(col(Case.state), imported, func.count(), period=period, imported=True)
             .where(*_in_scope(period, referred=False),
                    col(Case.state).not_in([s.value for s in TERMINAL_STATES]))
             .group_by(col(Case.state), imported)):
@@ -269,28 +320,40 @@ def time_to_report(session: Session, period: Period,
     histograms: dict[str, Counter[int]] = {q: Counter() for q in quarters(period.start,
                                                                           period.end)}
     filed = col(ImportedCase.report_filed_on)
-    imported = (_cases(col(Case.referred_on), filed, func.count())
+    # The days as the database writes them ('YYYY-MM-DD'): tens of thousands of pairs are
+    # looked up as text, never parsed into dates one by one.
+    as_text = (cast(col(Case.referred_on), String), cast(filed, String))
+    imported = (_cases(*as_text, func.count(), period=period)
+                .join(ImportedCase, col(ImportedCase.case_id) == col(Case.id))
                 .where(*_in_scope(period, referred=False), filed >= period.start,
                        filed <= period.end)
-                .group_by(col(Case.referred_on), filed))
+                .group_by(*as_text))
+    index = _working_day_text_index(calendar or england_and_wales())
+    quarter: dict[str, str] = {}
+    for referred_text, day_text, n in session.execute(imported):
+        month = day_text[:7]
+        key = quarter.get(month) or quarter.setdefault(month, quarter_of(month))
+        if key in histograms:
+            elapsed = index[day_text[:10]] - index[referred_text[:10]]
+            histograms[key][max(elapsed, 0)] += _int(n)
     pairs: Counter[tuple[date, date]] = Counter()
-    for referred, day, n in session.execute(imported):
-        pairs[(_day(referred), _day(day))] += _int(n)
     # Live reports: their filing instant, read as a London day (few rows: live casework).
     start = datetime.combine(period.start, datetime.min.time(), LONDON).astimezone(UTC)
     end = datetime.combine(period.end + timedelta(days=1), datetime.min.time(),
                            LONDON).astimezone(UTC)
-    live = (_cases(col(Case.referred_on), col(Report.submitted_at), func.count())
+    live = (_cases(col(Case.referred_on), col(Report.submitted_at), func.count(),
+                   period=period, imported=True)
             .join(Report, col(Report.case_id) == col(Case.id))
             .where(*_in_scope(period, referred=False), col(ImportedCase.case_id).is_(None),
                    col(Report.submitted_at) >= start, col(Report.submitted_at) < end)
             .group_by(col(Case.referred_on), col(Report.submitted_at)))
     for referred, submitted, n in session.execute(live):
         pairs[(_day(referred), _london_day(submitted))] += _int(n)
+    by_day = _working_day_index(calendar or england_and_wales())
     for (referred, day), n in pairs.items():
         key = quarter_key(day.year, day.month)
         if key in histograms:
-            histograms[key][working_days(referred, day, calendar)] += n
+            histograms[key][max(by_day[day] - by_day[referred], 0)] += n
     rows: list[list[Cell]] = [[q, sum(h.values()), median(h), percentile(h, 90)]
                               for q, h in histograms.items()]
     return Figure("time-to-report", "Working days from referral to report, per quarter",
@@ -312,18 +375,18 @@ def deadlines_met(session: Session, period: Period, now: datetime) -> Figure:
     due = or_(col(Deadline.status).in_([DeadlineStatus.MET, DeadlineStatus.MISSED]),
               and_(col(Deadline.status) == DeadlineStatus.OPEN, col(Deadline.due_at) < now))
     met = case((on_time, 1), else_=0)
-    year, month = extract("year", col(Deadline.due_at)), extract("month", col(Deadline.due_at))
-    query = (sa_select(year, month, col(Deadline.kind), met, func.count()).select_from(Deadline)
+    month = month_of(col(Deadline.due_at))
+    query = (sa_select(month, col(Deadline.kind), met, func.count()).select_from(Deadline)
              .join(Case, col(Case.id) == col(Deadline.case_id))
              .join(Officer, col(Officer.id) == col(Case.officer_id))
              .where(*_in_scope(period, referred=False),
                     col(Deadline.kind).in_([k.value for k in DEADLINE_KINDS]), due,
                     col(Deadline.due_at) >= start, col(Deadline.due_at) < end)
-             .group_by(year, month, col(Deadline.kind), met))
+             .group_by(month, col(Deadline.kind), met))
     totals: Counter[tuple[str, str]] = Counter()
     kept: Counter[tuple[str, str]] = Counter()
-    for y, m, kind, was_met, n in session.execute(query):
-        key = (quarter_key(_int(y), _int(m)), DeadlineKind(kind).value)
+    for m, kind, was_met, n in session.execute(query):
+        key = (quarter_of(str(m)), DeadlineKind(kind).value)
         totals[key] += _int(n)
         kept[key] += _int(n) if was_met else 0
     rows: list[list[Cell]] = []
@@ -344,34 +407,51 @@ def deadlines_met(session: Session, period: Period, now: datetime) -> Figure:
 
 def _live_visits(session: Session, period: Period, states: Iterable[CaseState]) -> Any:
     """Per quarter of referral and state, the live cases that were ever in that state."""
-    year, month = extract("year", col(Case.referred_on)), extract("month", col(Case.referred_on))
+    month = month_of(col(Case.referred_on))
     return session.execute(
-        _cases(year, month, col(AuditEvent.to_state), func.count(func.distinct(col(Case.id))))
+        _cases(month, col(AuditEvent.to_state), func.count(func.distinct(col(Case.id))),
+               period=period, imported=True)
         .join(AuditEvent, col(AuditEvent.case_id) == col(Case.id))
         .where(*_in_scope(period), col(ImportedCase.case_id).is_(None),
                col(AuditEvent.to_state).in_([s.value for s in states]))
-        .group_by(year, month, col(AuditEvent.to_state)))
+        .group_by(month, col(AuditEvent.to_state)))
 
 
-def outcomes(session: Session, period: Period) -> tuple[Figure, Figure]:
+OutcomeKey = tuple[str, CaseState, bool, bool, str]
+
+
+def outcome_counts(session: Session, period: Period) -> Counter[OutcomeKey]:
+    """Cases referred, by (quarter, state, imported non-engagement and referred-back flags,
+    unit): one scan for the outcome charts and the units."""
+    month = month_of(col(Case.referred_on))
+    ne, rb, unit = (col(ImportedCase.non_engagement), col(ImportedCase.referred_back),
+                    col(Officer.unit))
+    counts: Counter[OutcomeKey] = Counter()
+    for m, state, non_engaged, back, unit_name, n in session.execute(
+            _cases(month, col(Case.state), ne, rb, unit, func.count(), period=period,
+                   officer=True, imported=True)
+            .where(*_in_scope(period)).group_by(month, col(Case.state), ne, rb, unit)):
+        counts[(quarter_of(str(m)), CaseState(state), bool(non_engaged), bool(back),
+                unit_name or "")] += _int(n)
+    return counts
+
+
+def outcomes(session: Session, period: Period,
+             by_case: Counter[OutcomeKey] | None = None) -> tuple[Figure, Figure]:
     """Non-engagement and escalations, and referrals back, per quarter of referral."""
-    year, month = extract("year", col(Case.referred_on)), extract("month", col(Case.referred_on))
+    by_case = outcome_counts(session, period) if by_case is None else by_case
     counts: Counter[tuple[str, str]] = Counter()
-    ne, rb = col(ImportedCase.non_engagement), col(ImportedCase.referred_back)
-    for y, m, state, non_engaged, back, n in session.execute(
-            _cases(year, month, col(Case.state), ne, rb, func.count())
-            .where(*_in_scope(period)).group_by(year, month, col(Case.state), ne, rb)):
-        q = quarter_key(_int(y), _int(m))
-        counts[(q, "referred")] += _int(n)
-        if CaseState(state) in ESCALATIONS:
-            counts[(q, CaseState(state).value)] += _int(n)
+    for (q, state, non_engaged, was_back, _), n in by_case.items():
+        counts[(q, "referred")] += n
+        if state in ESCALATIONS:
+            counts[(q, state.value)] += n
         if non_engaged:
-            counts[(q, CaseState.NON_ENGAGEMENT_REVIEW.value)] += _int(n)
-        if back:
-            counts[(q, CaseState.REFERRED_BACK.value)] += _int(n)
-    for y, m, state, n in _live_visits(session, period, (CaseState.NON_ENGAGEMENT_REVIEW,
-                                                        CaseState.REFERRED_BACK)):
-        counts[(quarter_key(_int(y), _int(m)), str(state))] += _int(n)
+            counts[(q, CaseState.NON_ENGAGEMENT_REVIEW.value)] += n
+        if was_back:
+            counts[(q, CaseState.REFERRED_BACK.value)] += n
+    for m, state, n in _live_visits(session, period, (CaseState.NON_ENGAGEMENT_REVIEW,
+                                                     CaseState.REFERRED_BACK)):
+        counts[(quarter_of(str(m)), str(state))] += _int(n)
     qs = quarters(period.start, period.end)
     escalation = Figure(
         "non-engagement-and-escalations", "Non-engagement and escalations from RPRP, per "
@@ -397,7 +477,8 @@ def outcomes(session: Session, period: Period) -> tuple[Figure, Figure]:
 
 def action_types(session: Session, period: Period) -> Figure:
     counts = Counter({ActionType(t): _int(n) for t, n in session.execute(
-        _cases(col(Action.type), func.count()).join(Action, col(Action.case_id) == col(Case.id))
+        _cases(col(Action.type), func.count(), period=period)
+        .join(Action, col(Action.case_id) == col(Case.id))
         .where(*_in_scope(period)).group_by(col(Action.type)))})
     return Figure("action-types", "Action types agreed", ["action type", "actions"],
                   [[t.label, counts[t]] for t in ActionType],
@@ -408,7 +489,8 @@ def action_types(session: Session, period: Period) -> Figure:
 def learning_themes(session: Session, period: Period) -> Figure:
     theme = col(LearningItem.theme)
     rows = session.execute(
-        _cases(theme, func.count()).join(LearningItem, col(LearningItem.case_id) == col(Case.id))
+        _cases(theme, func.count(), period=period)
+        .join(LearningItem, col(LearningItem.case_id) == col(Case.id))
         .where(*_in_scope(period)).group_by(theme).order_by(func.count().desc(), theme)).all()
     return Figure("learning-themes", "Learning themes", ["theme", "learning items"],
                   [[t or UNASSIGNED_THEME, _int(n)] for t, n in rows],
@@ -417,17 +499,18 @@ def learning_themes(session: Session, period: Period) -> Figure:
                   unit_of_measure="learning items")
 
 
-def by_unit(session: Session, period: Period) -> Figure:
-    escalated = func.sum(case((col(Case.state).in_([s.value for s in ESCALATIONS]), 1),
-                              else_=0))
-    still_open = func.sum(case((col(Case.state).not_in([s.value for s in TERMINAL_STATES]), 1),
-                               else_=0))
-    rows = session.execute(
-        _cases(col(Officer.unit), func.count(), still_open, escalated)
-        .where(*_in_scope(period)).group_by(col(Officer.unit))
-        .order_by(func.count().desc(), col(Officer.unit))).all()
+def by_unit(session: Session, period: Period,
+            by_case: Counter[OutcomeKey] | None = None) -> Figure:
+    by_case = outcome_counts(session, period) if by_case is None else by_case
+    counts: Counter[tuple[str, str]] = Counter()
+    for (_, state, _, _, unit), n in by_case.items():
+        counts[(unit, "referred")] += n
+        counts[(unit, "open")] += n if state not in TERMINAL_STATES else 0
+        counts[(unit, "escalated")] += n if state in ESCALATIONS else 0
+    units = sorted({u for u, _ in counts}, key=lambda u: (-counts[(u, "referred")], u))
     return Figure("by-unit", "Referrals by unit", ["unit", "referred", "still open", "escalated"],
-                  [[u or NO_UNIT, _int(n), _int(o or 0), _int(e or 0)] for u, n, o, e in rows],
+                  [[u or NO_UNIT, counts[(u, "referred")], counts[(u, "open")],
+                    counts[(u, "escalated")]] for u in units],
                   "Cases referred in the period, by the officer's unit: how many, how many are "
                   "still open, how many were escalated.", chart="bar")
 
@@ -463,12 +546,14 @@ def figure(session: Session, key: str, period: Period, now: datetime,
 def trends(session: Session, period: Period, now: datetime,
            calendar: WorkingCalendar | None = None) -> Trends:
     """Every figure of the trends page, for the period and unit."""
-    escalation, back = outcomes(session, period)
+    referred, by_case = referral_counts(session, period), outcome_counts(session, period)
+    escalation, back = outcomes(session, period, by_case)
     return Trends(period, now, [
-        referrals_by_origin(session, period), referrals_by_route(session, period),
+        referrals_by_origin(session, period, referred),
+        referrals_by_route(session, period, referred),
         open_by_state(session, period), time_to_report(session, period, calendar),
         deadlines_met(session, period, now), escalation, back, action_types(session, period),
-        learning_themes(session, period), by_unit(session, period)])
+        learning_themes(session, period), by_unit(session, period, by_case)])
 
 
 def units(session: Session) -> list[str]:
