@@ -34,7 +34,7 @@ from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, String, and_, case, cast, or_
+from sqlalchemy import ColumnElement, String, and_, case, cast, or_, text
 from sqlalchemy import select as sa_select
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import FunctionElement
@@ -60,6 +60,7 @@ ESCALATIONS = (CaseState.ESCALATED_UPP, CaseState.ESCALATED_MISCONDUCT,
 IMPORTED_OPEN = "Open in the previous system (imported)"
 UNASSIGNED_THEME = "Not yet assigned"
 NO_UNIT = "No unit recorded"
+GROUPING_MEMORY = "32MB"
 
 Cell = str | int | float | None
 
@@ -534,18 +535,27 @@ def _builders(calendar: WorkingCalendar | None) -> dict[str, Callable[[Session, 
 FIGURE_KEYS = tuple(_builders(None))
 
 
+def _room_to_group(session: Session) -> None:
+    """On PostgreSQL, memory enough (for this transaction only) to group a decade's cases in a
+    hash rather than sorting them on disk: 0.8 s -> 0.3 s for the outcome counts of 100,000."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text(f"SET LOCAL work_mem = '{GROUPING_MEMORY}'"))
+
+
 def figure(session: Session, key: str, period: Period, now: datetime,
            calendar: WorkingCalendar | None = None) -> Figure:
     """One figure by its key (a chart's image or CSV needs only its own)."""
     builders = _builders(calendar)
     if key not in builders:
         raise KeyError(key)
+    _room_to_group(session)
     return builders[key](session, period, now)
 
 
 def trends(session: Session, period: Period, now: datetime,
            calendar: WorkingCalendar | None = None) -> Trends:
     """Every figure of the trends page, for the period and unit."""
+    _room_to_group(session)
     referred, by_case = referral_counts(session, period), outcome_counts(session, period)
     escalation, back = outcomes(session, period, by_case)
     return Trends(period, now, [
