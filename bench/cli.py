@@ -25,11 +25,11 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-FIGURES = ("lifecycle", "waiting", "sweep", "latency", "intake", "suite")
+FIGURES = ("lifecycle", "waiting", "sweep", "latency", "intake", "suite", "central")
 STACK_FIGURES = {"lifecycle", "waiting", "sweep", "latency", "intake"}
 # The order they run in: the suite first (it starts its own stack, so ours is not running yet),
 # then the lifecycle on a fresh server, and the cases left waiting last but one.
-RUN_ORDER = ("suite", "lifecycle", "latency", "intake", "waiting", "sweep")
+RUN_ORDER = ("suite", "central", "lifecycle", "latency", "intake", "waiting", "sweep")
 
 
 def parser(prog: str) -> argparse.ArgumentParser:
@@ -58,6 +58,8 @@ def parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--intake-requests", type=int, default=200,
                    help="referrals per intake repeat (default 200)")
     p.add_argument("--intake-clients", type=int, default=4, help="default 4")
+    p.add_argument("--central-cases", type=int, default=100_000,
+                   help="imported cases for the central record at force scale (default 100000)")
     p.add_argument("--poll-seconds", type=float, default=1.0,
                    help="the worker's PREFECT_WORKER_QUERY_SECONDS (default 1)")
     p.add_argument("--no-profile", action="store_true",
@@ -138,7 +140,8 @@ def main(argv: list[str] | None = None, prog: str = "python -m bench") -> int:
                       "latency_samples": args.latency_samples,
                       "intake_requests": args.intake_requests,
                       "intake_clients": args.intake_clients, "repeats": args.repeats,
-                      "worker_poll_seconds": args.poll_seconds, "worker_limit": 4},
+                      "worker_poll_seconds": args.poll_seconds, "worker_limit": 4,
+                      "central_cases": args.central_cases},
         },
         "machine": facts(),
         "figures": {},
@@ -150,6 +153,8 @@ def main(argv: list[str] | None = None, prog: str = "python -m bench") -> int:
     try:
         if "suite" in only:
             results["figures"]["suite"] = _guard(lambda: _suite(base_url, workdir, args))
+        if "central" in only:
+            results["figures"]["central"] = _guard(lambda: _central(base_url, workdir, args))
         if STACK_FIGURES & set(only):
             from bench.stack import BenchStack, Databases
 
@@ -214,6 +219,19 @@ def _suite(base_url: str, workdir: Path, args: argparse.Namespace) -> dict[str, 
     from bench import suite
 
     return suite.run(base_url, workdir, args.repeats, log)
+
+
+def _central(base_url: str, workdir: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """The central record on a case DB of its own, dropped afterwards."""
+    from bench import central
+    from bench.stack import Databases
+
+    databases = Databases(workdir, base_url)
+    url = databases.case_db("central")
+    try:
+        return central.run(url, args.central_cases, args.repeats, log)
+    finally:
+        databases.forget_case_db(url)
 
 
 def _figure(name: str, stack: Any, args: argparse.Namespace, sizes: list[int],

@@ -103,6 +103,20 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
             add("6 suite clock", "whole-life test: pytest call", fmt_summary(calls, "range"),
                 "< 5 s", suite["met"])
         add("6 suite clock", "pytest subprocess wall", fmt_summary(suite["wall"], "range"))
+    central = figures.get("central")
+    if central and "error" not in central:
+        n, met, timed = central["cases"], central["met"], central["timings"]
+        add("7 central record", f"import {n:,} cases", f"{central['import_seconds']:.1f} s",
+            "< 60 s", met["import"])
+        for key, what, target in (("foi", "FOI export, the decade (.csv)", "< 3 s"),
+                                  ("disproportionality", "disproportionality, ethnicity",
+                                   "< 1 s"),
+                                  ("trends", "trends page: every figure, the decade",
+                                   "< 1 s"),
+                                  ("trends_one_unit", "trends page: one unit", ""),
+                                  ("trends_charts", "trends: drawing its 10 charts (SVG)", "")):
+            add("7 central record", what, fmt_summary(timed[key], "range"), target,
+                met.get(key))
     return out
 
 

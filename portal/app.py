@@ -27,6 +27,7 @@ from portal import (
     meetings,
     outbox,
     referrals,
+    reports,
     sso,
     users,
 )
@@ -74,7 +75,7 @@ def create_app(mail_dir: Path | None = None) -> FastAPI:
         return response
 
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
-    for module in (auth, sso, referrals, cases, account, outbox, foi, meetings,
+    for module in (auth, sso, referrals, cases, account, outbox, foi, reports, meetings,
                    learning_board, learning, gateway):  # the board's /learning/board first
         app.include_router(module.router)
     app.include_router(referrals.api)

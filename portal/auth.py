@@ -193,8 +193,18 @@ def require_psd(user: Annotated[User, Depends(require_user)]) -> User:
     return user
 
 
+def require_reports(user: Annotated[User, Depends(require_user)]) -> User:
+    """The reports pages (trends, disproportionality): figures about groups, for PSD and
+    analysts."""
+    if not (user.is_psd or user.has(ANALYST)):
+        raise HTTPException(status.HTTP_403_FORBIDDEN,
+                            "Only Professional Standards and analysts can see the reports.")
+    return user
+
+
 PageUser = Annotated[User, Depends(require_user)]
 PsdUser = Annotated[User, Depends(require_psd)]
+ReportsUser = Annotated[User, Depends(require_reports)]
 
 
 def _safe_next(value: str | None) -> str:

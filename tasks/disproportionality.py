@@ -110,8 +110,10 @@ def normalise_group(value: str | None) -> str:
 
 def katz_interval(a: int, n1: int, c: int, n2: int) -> tuple[float, float, float] | None:
     """RRI of a/n1 against c/n2 with its 95% interval on the log scale; None where undefined
-    (no events in either group, or an empty denominator)."""
-    if min(a, c, n1, n2) <= 0:
+    (no events in either group, an empty denominator, or more events than the denominator, as
+    when a long period has more referrals than a small group has officers: Katz's variance
+    would be negative)."""
+    if min(a, c, n1, n2) <= 0 or a > n1 or c > n2:
         return None
     rri = (a / n1) / (c / n2)
     half = Z95 * math.sqrt(1 / a - 1 / n1 + 1 / c - 1 / n2)

@@ -176,3 +176,11 @@ def test_the_command_prints_json_and_refuses_an_unknown_reference(
         assert "'Nobody' is not a group of sex here" in capsys.readouterr().err
     finally:
         os.umask(umask)
+
+
+def test_more_referrals_than_officers_gives_no_interval_rather_than_an_error() -> None:
+    from tasks.disproportionality import katz_interval
+
+    # A decade can hold more referrals than a small group has officers: no Katz interval.
+    assert katz_interval(12, 10, 5, 100) is None
+    assert katz_interval(5, 100, 12, 10) is None

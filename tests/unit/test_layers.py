@@ -34,8 +34,9 @@ ALLOWED: dict[str, frozenset[str]] = {
 PURE = ("models/enums.py", "models/choices.py", "tasks/steps.py", "tasks/answers.py",
         "tasks/casework.py", "tasks/records.py", "tasks/deadlines.py", "tasks/calendar.py",
         "tasks/letters.py", "tasks/outbox.py", "tasks/people.py", "tasks/history_import.py",
-        "tasks/foi.py", "tasks/disproportionality.py", "tasks/identifiers.py", "models/meetings.py",
-        "tasks/meetings.py", "tasks/meeting_links.py", "tasks/meeting_decisions.py")
+        "tasks/foi.py", "tasks/disproportionality.py", "tasks/trends.py", "tasks/identifiers.py",
+        "models/meetings.py", "tasks/meetings.py", "tasks/meeting_links.py",
+        "tasks/meeting_decisions.py")
 IO_LIBRARIES = ("prefect", "aiosmtplib", "httpx", "fastapi", "starlette")
 
 
