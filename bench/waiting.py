@@ -8,7 +8,7 @@ import asyncio
 import time
 from typing import Any
 
-from bench.machine import descendants, tree_rss_mb
+from bench.machine import flow_processes, tree_rss_mb
 from bench.stats import summary
 from bench.watch import RunWatcher
 
@@ -17,7 +17,7 @@ LIST_REPEATS = 15
 
 async def _sample_children(stack: Any, stop: asyncio.Event, peak: dict[str, float]) -> None:
     while not stop.is_set():
-        peak["children"] = max(peak["children"], len(descendants(stack.worker_pid())))
+        peak["children"] = max(peak["children"], len(flow_processes(stack.worker_pid())))
         peak["worker_mb"] = max(peak["worker_mb"], tree_rss_mb(stack.worker_pid()))
         try:
             await asyncio.wait_for(stop.wait(), 0.5)
@@ -74,7 +74,7 @@ async def run(stack: Any, cases: int, log: Any) -> dict[str, Any]:
 
     before = {"worker_mb": tree_rss_mb(stack.worker_pid()),
               "server_mb": tree_rss_mb(stack.server_pid()),
-              "flow_processes": len(descendants(stack.worker_pid()))}
+              "flow_processes": len(flow_processes(stack.worker_pid()))}
     log(f"waiting: starting {cases} cases (each runs until it waits for the account) ...")
     peak = {"children": 0.0, "worker_mb": 0.0}
     stop = asyncio.Event()
@@ -103,7 +103,7 @@ async def run(stack: Any, cases: int, log: Any) -> dict[str, Any]:
     await asyncio.sleep(3)
     held = []
     for _ in range(10):
-        held.append(len(descendants(stack.worker_pid())))
+        held.append(len(flow_processes(stack.worker_pid())))
         await asyncio.sleep(0.5)
     stop.set()
     await sampler

@@ -18,6 +18,7 @@ engine) and exits, and the worker starts a new server with the new code.
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
 import importlib
 import json
@@ -198,6 +199,13 @@ class Server:
             traceback.print_exc()
             code = 1
         finally:
+            # What the interpreter does at exit, which os._exit skips: Prefect's exit hooks
+            # (threading's, then atexit's) drain its services, which send the run's last logs
+            # ("Finished in state ...") and events to the API.
+            with contextlib.suppress(BaseException):
+                threading._shutdown()  # type: ignore[attr-defined]
+            with contextlib.suppress(BaseException):
+                atexit._run_exitfuncs()
             with contextlib.suppress(Exception):
                 sys.stdout.flush()
                 sys.stderr.flush()
