@@ -16,7 +16,7 @@ import asyncio
 import base64
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -131,11 +131,7 @@ async def submit_decision(user: User, flow_run_id: str, run_input: Any,
     if not await _paused_for(client, upstream, flow_run_id, step.wait.key):
         return reject("This decision is not waiting for an answer at the moment (it may have "
                       "just been answered). Reload the page and try again.")
-    try:
-        data = hydrate(run_input if isinstance(run_input, dict) else {},
-                       HydrationContext(raise_on_error=True))
-    except Exception:  # noqa: BLE001  (any hydration failure: the form was not sent properly)
-        data = None
+    data = _hydrated(run_input)
     with session_scope() as session:
         case = lock_case(session, step.case_id)
         forwarded, errors, submission = decisions.take(session, case, step, data, user.email,
@@ -143,18 +139,9 @@ async def submit_decision(user: User, flow_run_id: str, run_input: Any,
         if forwarded is None or submission is None:
             return reject(decisions.refusal(errors))
         submission_id = submission.id
-    response = await _send_with_retries(
-        client, "POST", f"{upstream.base_url}/api/flow_runs/{flow_run_id}/resume",
-        json={"run_input": forwarded.model_dump(mode="json")}, headers=upstream.headers())
-    result = response.json() if response.headers.get("content-type", "").startswith(
-        "application/json") else {}
-    if response.status_code not in (200, 201) or result.get("status") != "ACCEPT":
-        _withdraw(submission_id, decisions.sealed_tokens(step, forwarded))
-        if response.status_code in (200, 201) and result.get("status"):
-            return result
-        log.warning("Prefect refused a resume: HTTP %s", response.status_code)
-        return reject("Prefect did not take the decision. Reload the page and try again.")
-    return result
+    tokens = decisions.sealed_tokens(step, forwarded)
+    return await _resume(client, upstream, flow_run_id, forwarded.model_dump(mode="json"),
+                         withdraw=lambda: _withdraw(submission_id, tokens))
 
 
 async def submit_crc_decision(user: User, flow_run_id: str, run_input: Any,
@@ -171,11 +158,7 @@ async def submit_crc_decision(user: User, flow_run_id: str, run_input: Any,
     if step is None or not await _paused_for(client, upstream, flow_run_id, step.key):
         return reject("This meeting is not waiting for the Case Review Committee's decision "
                       "now (it may have just been answered). Reload the page to see where it is.")
-    try:
-        data = hydrate(run_input if isinstance(run_input, dict) else {},
-                       HydrationContext(raise_on_error=True))
-    except Exception:  # noqa: BLE001  (any hydration failure: the form was not sent properly)
-        data = None
+    data = _hydrated(run_input)
     with session_scope() as session:
         meeting = crc.meeting_of_run(session, flow_run_id)
         assert meeting is not None
@@ -184,14 +167,34 @@ async def submit_crc_decision(user: User, flow_run_id: str, run_input: Any,
             return reject(decisions.refusal(errors))
         submission_id = submission.id
     assert submission_id is not None
+
+    def withdraw() -> None:
+        with session_scope() as session:
+            crc.withdraw(session, submission_id)
+
+    return await _resume(client, upstream, flow_run_id, forwarded, withdraw=withdraw)
+
+
+def _hydrated(run_input: Any) -> Any:
+    """The Resume form's answer as Prefect would read it; None if it was not sent properly."""
+    try:
+        return hydrate(run_input if isinstance(run_input, dict) else {},
+                       HydrationContext(raise_on_error=True))
+    except Exception:  # noqa: BLE001  (any hydration failure: the form was not sent properly)
+        return None
+
+
+async def _resume(client: httpx.AsyncClient, upstream: Upstream, flow_run_id: str,
+                  run_input: Any, withdraw: Callable[[], None]) -> dict[str, Any]:
+    """Forward a checked, recorded answer to Prefect; if Prefect does not take it, `withdraw`
+    forgets what was recorded for it, so the next attempt starts clean."""
     response = await _send_with_retries(
         client, "POST", f"{upstream.base_url}/api/flow_runs/{flow_run_id}/resume",
-        json={"run_input": forwarded}, headers=upstream.headers())
+        json={"run_input": run_input}, headers=upstream.headers())
     result = response.json() if response.headers.get("content-type", "").startswith(
         "application/json") else {}
     if response.status_code not in (200, 201) or result.get("status") != "ACCEPT":
-        with session_scope() as session:
-            crc.withdraw(session, submission_id)
+        withdraw()
         if response.status_code in (200, 201) and result.get("status"):
             return dict(result)
         log.warning("Prefect refused a resume: HTTP %s", response.status_code)
