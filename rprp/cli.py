@@ -18,6 +18,8 @@ COMMANDS = {
     "analytics": "Monitoring figures: analytics disproportionality --from --to --characteristic",
     "foi": "Write the FOI return (seed 002): --from DATE --to DATE --out FILE.csv|.xlsx",
     "import": "Load history from the previous system: import cases|workforce FILE.csv",
+    "backup": "Back up the case DB, Prefect's database and the keys together: --out FILE",
+    "restore": "Restore a backup (rprp up stopped): restore FILE [--replace] [--check]",
 }
 # Commands whose name is a Python keyword live in a module named otherwise.
 MODULES = {"import": "history_import"}
