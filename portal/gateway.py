@@ -188,11 +188,15 @@ async def _resume(client: httpx.AsyncClient, upstream: Upstream, flow_run_id: st
                   run_input: Any, withdraw: Callable[[], None]) -> dict[str, Any]:
     """Forward a checked, recorded answer to Prefect; if Prefect does not take it, `withdraw`
     forgets what was recorded for it, so the next attempt starts clean."""
-    response = await _send_with_retries(
-        client, "POST", f"{upstream.base_url}/api/flow_runs/{flow_run_id}/resume",
-        json={"run_input": run_input}, headers=upstream.headers())
-    result = response.json() if response.headers.get("content-type", "").startswith(
-        "application/json") else {}
+    for delay in (*FORM_NOT_SAVED_YET_RETRIES, None):
+        response = await _send_with_retries(
+            client, "POST", f"{upstream.base_url}/api/flow_runs/{flow_run_id}/resume",
+            json={"run_input": run_input}, headers=upstream.headers())
+        result = response.json() if response.headers.get("content-type", "").startswith(
+            "application/json") else {}
+        if delay is None or not _form_not_saved_yet(result):
+            break
+        await asyncio.sleep(delay)
     if response.status_code not in (200, 201) or result.get("status") != "ACCEPT":
         withdraw()
         if response.status_code in (200, 201) and result.get("status"):
@@ -200,6 +204,19 @@ async def _resume(client: httpx.AsyncClient, upstream: Upstream, flow_run_id: st
         log.warning("Prefect refused a resume: HTTP %s", response.status_code)
         return reject("Prefect did not take the decision. Reload the page and try again.")
     return dict(result)
+
+
+# Prefect suspends a run a moment before it saves the form's schema, and refuses an answer in
+# between ("Run input schema not found"); with the fork server a person (or a script) can answer
+# inside that moment. The answer is checked and recorded already: ask again shortly, for up to
+# about five seconds, before giving up.
+FORM_NOT_SAVED_YET_RETRIES = (0.05, 0.1, 0.2, 0.4, 0.8, 1.2, 2.0)
+
+
+def _form_not_saved_yet(result: dict[str, Any]) -> bool:
+    details = result.get("details") or {}
+    return (result.get("status") == "REJECT" and isinstance(details, dict)
+            and details.get("reason") == "Run input schema not found.")
 
 
 def _withdraw(submission_id: int | None, tokens: list[str]) -> None:

@@ -181,7 +181,8 @@ def test_the_decision_after_a_referral_back_is_psds_alone(basis: str, by: str,
     state = give(case_id, by, basis, choice="No further action", reasons="Dealt with already")
     assert (state is S.CLOSED_NFA) is moves
     with session_scope() as session:
-        recorded = session.exec(select(Decision).where(Decision.case_id == case_id)).all()
+        recorded = session.exec(select(Decision).where(Decision.case_id == case_id)
+                                .order_by(Decision.id)).all()  # type: ignore[arg-type]
     assert [d.kind for d in recorded] == (["fact_finding_decision", "authority_decision"] if moves
                                           else ["fact_finding_decision"])
 
