@@ -124,7 +124,7 @@ def input_hash(answer: BaseModel) -> str:
     return _hash(answer.model_dump(mode="json", exclude_defaults=True))
 
 
-def _full_hash(answer: BaseModel) -> str:
+def legacy_input_hash(answer: BaseModel) -> str:
     """The hash of every field, defaults included: what submissions recorded before
     `input_hash` left defaults out, still accepted for them."""
     return _hash(answer.model_dump(mode="json"))
@@ -140,7 +140,7 @@ def verified_submission(session: Session, case: Case, step_key: str,
     """The gateway's row for exactly this answer to this step, or DecisionNotVerified."""
     row = session.exec(select(DecisionSubmission).where(
         DecisionSubmission.case_id == case.id, DecisionSubmission.step_key == step_key,
-        col(DecisionSubmission.input_hash).in_([input_hash(answer), _full_hash(answer)]),
+        col(DecisionSubmission.input_hash).in_([input_hash(answer), legacy_input_hash(answer)]),
     ).order_by(DecisionSubmission.id.desc())).first()  # type: ignore[union-attr]
     if row is None:
         raise DecisionNotVerified("No decision for this step came through the portal's "

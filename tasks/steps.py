@@ -325,6 +325,31 @@ class Retired:
 RETIRED: dict[CaseState, Retired] = {}
 
 
+def retirement_problems(retired: dict[CaseState, Retired] | None = None) -> list[str]:
+    """What is wrong with the retirement rules (empty: nothing): a retired state must have no
+    step left, and its successor must be a state the code has a step for (or an ending),
+    reached by a transition the state machine allows. tests/unit/test_flow_changes.py holds
+    the table to this."""
+    from models.enums import TERMINAL_STATES
+    from models.state import allowed_next
+
+    rules = RETIRED if retired is None else retired
+    live = {s.state for s in STEPS if s.state is not None}
+    found: list[str] = []
+    for state, rule in rules.items():
+        if state in live:
+            found.append(f"{state.value} is retired but a step still stands in it")
+        if rule.to in rules:
+            found.append(f"{state.value} moves to {rule.to.value}, which is retired too")
+        elif rule.to not in live and rule.to not in TERMINAL_STATES:
+            found.append(f"{state.value} moves to {rule.to.value}, which has no step")
+        if rule.to not in allowed_next(state):
+            found.append(f"{state.value} cannot move to {rule.to.value} (models/state.py)")
+        if not rule.reason.strip():
+            found.append(f"{state.value}'s rule gives no reason for the audit trail")
+    return found
+
+
 def step_of(kind: StepKind | str) -> Step:
     """The decision step a wait's kind names (KeyError for WAKE or an unknown kind)."""
     return BY_KIND[StepKind(kind)]
