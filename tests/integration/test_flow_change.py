@@ -30,6 +30,7 @@ from infra.db import session_scope
 from infra.settings import reset_settings
 from models import Action, AuditEvent
 from models.enums import CaseState
+from models.forms import FORMS
 from rprp.prefect_server import register_deployments
 from tasks.code_version import source_version
 from tasks.orchestration import start_action_review_flow, suspension
@@ -42,8 +43,14 @@ from tests.support.cases import (
     open_case,
     paused_in,
     report_answer,
+    submit,
 )
-from tests.support.flow_change import RETIRED_REASON, changed_copy, deploy_from
+from tests.support.flow_change import (
+    RETIRED_REASON,
+    DiscussionOutcomeWithInterpreter,
+    changed_copy,
+    deploy_from,
+)
 from tests.support.stack import ROOT, Worker, eventually, flow_run_state
 
 S = CaseState
@@ -58,11 +65,15 @@ class Installation:
     old: Worker
     changed_root: Path
     log_dir: Path
+    monkeypatch: pytest.MonkeyPatch
     new: Worker | None = None
 
     async def deploy_the_change(self) -> str:
-        """Stop the current code's worker, deploy the changed copy and start its worker; the
-        deployment's new version."""
+        """Stop the current code's worker, deploy the changed copy and start its worker, and
+        give the portal (here, this process's gateway) the changed form; the deployment's new
+        version."""
+        self.monkeypatch.setitem(FORMS, "DiscussionOutcome",
+                                 lambda _: DiscussionOutcomeWithInterpreter)
         self.old.stop()
         deploy_from(self.changed_root, self.log_dir / "deploy-changed.log")
         env = dict(self.old.env, PYTHONPATH=str(self.changed_root))
@@ -84,7 +95,7 @@ async def installation(stack: Worker, session_dir: Path, tmp_path: Path,
     reset_settings()
     stack.start()
     changed = changed_copy(tmp_path / "changed")
-    here = Installation(stack, changed, session_dir)
+    here = Installation(stack, changed, session_dir, monkeypatch)
     yield here
     if here.new is not None:
         here.new.stop()
@@ -237,10 +248,22 @@ async def formal_proceedings(case_id: int) -> None:
                  reasons="Refused to engage")
 
 
-async def did_not_engage_then_formal_proceedings(case_id: int) -> None:
+async def did_not_engage_then_formal_proceedings(case_id: int, **new_fields: str) -> None:
     await paused_in(case_id, S.DISCUSSION_SCHEDULING)
-    await decide(case_id, choice="Officer attended but did not engage", held_on=today())
+    await decide(case_id, choice="Officer attended but did not engage", held_on=today(),
+                 **new_fields)
     await formal_proceedings(case_id)
+
+
+async def old_form_answered_then_formal_proceedings(case_id: int) -> None:
+    """Asked before the change, so its form has no interpreter field: filling one in is refused
+    with the reason, and the answer the form can take goes through."""
+    await paused_in(case_id, S.DISCUSSION_SCHEDULING)
+    refused = await submit(case_id, choice="Officer attended but did not engage",
+                           held_on=today(), interpreter="Welsh")
+    assert refused["status"] == "REJECT"
+    assert "earlier version of its form" in refused["details"]["reason"], refused
+    await did_not_engage_then_formal_proceedings(case_id)
 
 
 async def sweep_now_under_the_changed_code() -> None:
@@ -258,7 +281,7 @@ async def sweep_now_under_the_changed_code() -> None:
 
 async def retired_step_moved_on(case_id: int) -> None:
     await sweep_now_under_the_changed_code()
-    await did_not_engage_then_formal_proceedings(case_id)
+    await did_not_engage_then_formal_proceedings(case_id, interpreter="Welsh")
 
 
 async def report_checked_and_reviewed(case_id: int) -> None:
@@ -283,7 +306,7 @@ ON_TO_THE_END: dict[str, tuple[Callable[[int], Awaitable[None]], CaseState]] = {
     "fact-finding-decision": (refer_back_then_no_further_action, S.CLOSED_NFA),
     "fact-finding-outcome": (retired_step_moved_on, S.ESCALATED_MISCONDUCT),
     "authority": (no_further_action, S.CLOSED_NFA),
-    "discussion": (did_not_engage_then_formal_proceedings, S.ESCALATED_MISCONDUCT),
+    "discussion": (old_form_answered_then_formal_proceedings, S.ESCALATED_MISCONDUCT),
     "non-engagement": (formal_proceedings, S.ESCALATED_MISCONDUCT),
     "report": (report_checked_and_reviewed, S.CLOSED_COMPLETE),
     "quality-check": (accepted_and_reviewed, S.CLOSED_COMPLETE),
@@ -369,8 +392,8 @@ async def test_cases_waiting_at_each_kind_of_wait_finish_under_a_changed_flow(
             for wait, c in cases.items()}
     assert told == {wait: int(wait in ("report", "quality-check")) for wait in cases}
 
-    # The new field: the forms asked under the new code have it; the answer given to the form
-    # asked before the change (without it) was applied.
+    # The new field: the forms asked under the new code have it; the answer given through the
+    # portal on the new code to the form asked before the change (without it) was applied.
     migrated_fields = await discussion_form_fields(retired_run)
     assert "interpreter" in migrated_fields
     discussion_trail = [e.action for e in events(cases["discussion"])]

@@ -11,6 +11,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from pydantic import Field
+
+from models.forms import DiscussionOutcome
 from tests.support.stack import ROOT
 
 
@@ -78,6 +81,16 @@ CHANGES: tuple[Edit, ...] = (
          "                await decide(fact_finding_outcome, steps.FACT_FINDING_OUTCOME, here)\n",
          ""),
 )
+
+
+
+class DiscussionOutcomeWithInterpreter(DiscussionOutcome):
+    """The changed code's discussion form (the edit to models/forms.py above), as the portal
+    builds it once it too runs the changed code."""
+
+    interpreter: str = Field(default="", max_length=200,
+                             title="Interpreter needed (which language)")
+
 
 RETIRED_REASON = "Fact-finding is now recorded at the discussion"
 NOT_COPIED = shutil.ignore_patterns(".git", ".venv", ".rprp", "__pycache__", "*.pyc", "tests",
