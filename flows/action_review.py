@@ -11,17 +11,26 @@ from prefect.flow_runs import asuspend_flow_run
 from prefect.runtime import flow_run
 
 from flows.run_logs import log_suspensions_as_info
+from flows.run_versions import this_run
 from models.forms import action_review_form
 from tasks.action_reviews import record_review, review_wait
 from tasks.briefing import describe
+from tasks.code_version import running_under, source_version
 from tasks.notify import deliver_pending
 from tasks.orchestration import wake_case
 
 log_suspensions_as_info()
 
 
-@flow(name="rprp-action-review", log_prints=False, persist_result=False)
+@flow(name="rprp-action-review", version=source_version(), log_prints=False,
+      persist_result=False)
 async def rprp_action_review(case_id: int, review_number: int) -> str:
+    """Ask review `review_number` of case `case_id` until every action is recorded."""
+    with running_under(await this_run()):
+        return await review(case_id, review_number)
+
+
+async def review(case_id: int, review_number: int) -> str:
     logger = get_run_logger()
     run_id = flow_run.get_id()
     while True:

@@ -37,6 +37,7 @@ from prefect.runtime import flow_run
 from sqlmodel import select
 
 from flows.run_logs import log_suspensions_as_info
+from flows.run_versions import this_run
 from infra.db import session_scope
 from models import Case, Outbox
 from models.enums import CaseState
@@ -44,6 +45,7 @@ from tasks import steps
 from tasks.action_reviews import record_review, review_wait
 from tasks.briefing import describe
 from tasks.casework import Wait, apply_answer, opened_review, take_step, wait_for
+from tasks.code_version import running_under, source_version
 from tasks.decisions import form_class
 from tasks.notify import deliver_pending
 from tasks.outbox import PENDING
@@ -96,6 +98,8 @@ serve_notice = _automatic(steps.SERVE_NOTICE, "Serve the written notice; the off
                           "5-working-day account window starts.")
 await_account = _automatic(steps.AWAIT_ACCOUNT, "The account wait is over (account given, "
                            "declined, or the deadline passed): open the fact-finding decision.")
+move_off_retired_step = _automatic(steps.MOVE_OFF_RETIRED_STEP, "The case waited on a step "
+                                   "this code no longer has: move it on by the step's rule.")
 schedule_action_review = _automatic(steps.SCHEDULE_ACTION_REVIEW, "The report is filed and its "
                                     "first review is due: monitor the action plan.")
 
@@ -144,14 +148,22 @@ async def close_case(case_id: int) -> str:
 
 # -- the flow ----------------------------------------------------------------------------------
 
-@flow(name="rprp-case", log_prints=False, persist_result=False)
+@flow(name="rprp-case", version=source_version(), log_prints=False, persist_result=False)
 async def rprp_case(case_id: int) -> str:
-    """Carry case `case_id` through RPRP; returns its final state."""
+    """Carry case `case_id` through RPRP; returns its final state. Each audit event records the
+    flow's and the deployment's version this run has (docs/changing-the-flow.md)."""
+    with running_under(await this_run()):
+        return await carry(case_id)
+
+
+async def carry(case_id: int) -> str:
     _remember_flow_run(case_id)
     passes: dict[str, int] = {}
     while True:
         here = where(case_id)
         match here.state:
+            case state if state in steps.RETIRED:  # a step the code no longer has: its rule
+                step(move_off_retired_step, steps.MOVE_OFF_RETIRED_STEP, here)
             case S.REFERRAL_RECEIVED:
                 step(serve_notice, steps.SERVE_NOTICE, here)
             case S.AWAITING_ACCOUNT:

@@ -20,6 +20,7 @@ from prefect.cache_policies import NO_CACHE
 from infra.db import session_scope
 from tasks import learning_board as board
 from tasks.calendar import LONDON
+from tasks.code_version import source_version
 from tasks.learning_board import Month
 from tasks.notify import DeliveryResult, deliver_pending
 
@@ -58,7 +59,8 @@ async def deliver_mail() -> DeliveryResult:
     return await deliver_pending()
 
 
-@flow(name="rprp-learning-board", log_prints=False, persist_result=False)
+@flow(name="rprp-learning-board", version=source_version(), log_prints=False,
+      persist_result=False)
 async def rprp_learning_board(as_of: datetime | None = None,
                               month: str | None = None) -> dict[str, object]:
     """Prepare and send the learning board's pack for the previous month, on the month's first

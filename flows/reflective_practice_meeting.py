@@ -33,6 +33,7 @@ from models.meetings import MEETING_ENDINGS, Meeting, MeetingEvent, MeetingState
 from tasks import learning_register
 from tasks import meeting_decisions as crc
 from tasks import meetings as rules
+from tasks.code_version import source_version
 from tasks.meeting_links import crc_summary_link
 from tasks.notify import deliver_pending
 from tasks.outbox import PENDING
@@ -144,7 +145,7 @@ WAITS = {
 }
 
 
-@flow(name="rprp-rpm", log_prints=False, persist_result=False)
+@flow(name="rprp-rpm", version=source_version(), log_prints=False, persist_result=False)
 async def rprp_rpm(meeting_id: int) -> str:
     """Carry reflective practice meeting `meeting_id` from request to closure."""
     _remember_flow_run(meeting_id)

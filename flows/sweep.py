@@ -17,8 +17,10 @@ from typing import Any
 from prefect import Task, flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from flows.run_versions import this_run
 from tasks import deadline_sweep
 from tasks.calendar import LONDON, england_and_wales
+from tasks.code_version import running_under, source_version
 from tasks.deadline_sweep import DELIVER_MAIL, Duty, SweepReport, perform, sweep_instant
 from tasks.notify import DeliveryResult, deliver_pending
 from tasks.outbox import failed_count
@@ -96,9 +98,14 @@ async def _deliver(report: SweepReport) -> dict[str, int]:
     return mail
 
 
-@flow(name="rprp-sweep", log_prints=False, persist_result=False)
+@flow(name="rprp-sweep", version=source_version(), log_prints=False, persist_result=False)
 async def rprp_sweep(as_of: datetime | None = None) -> dict[str, object]:
     """Send due reminders, move missed deadlines on, start due reviews, deliver mail."""
+    with running_under(await this_run()):
+        return await sweep(as_of)
+
+
+async def sweep(as_of: datetime | None) -> dict[str, object]:
     logger = get_run_logger()
     scheduled = as_of is None
     instant = sweep_instant(as_of)

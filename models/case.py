@@ -307,6 +307,9 @@ class AuditEvent(SQLModel, table=True):
     from_state: str | None = Field(default=None, max_length=40)
     to_state: str | None = Field(default=None, max_length=40)
     detail: str = Field(default="", max_length=1000)
+    # The code the step ran under (tasks/code_version.py); None outside a flow run.
+    flow_version: str | None = Field(default=None, max_length=40)
+    deployment_version: str | None = Field(default=None, max_length=80)
 
 
 class DecisionSubmission(SQLModel, table=True):

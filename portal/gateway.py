@@ -140,8 +140,34 @@ async def submit_decision(user: User, flow_run_id: str, run_input: Any,
             return reject(decisions.refusal(errors))
         submission_id = submission.id
     tokens = decisions.sealed_tokens(step, forwarded)
-    return await _resume(client, upstream, flow_run_id, forwarded.model_dump(mode="json"),
+    payload = forwarded.model_dump(mode="json")
+    asked = await _asked_fields(client, upstream, flow_run_id, step.wait.key)
+    if asked is not None:
+        payload, unasked = decisions.fit_to_asked(step.form, payload, asked)
+        if unasked:
+            _withdraw(submission_id, tokens)
+            return reject("This step was asked with an earlier version of its form, which has "
+                          f"no {', '.join(repr(t) for t in unasked)}. Reload the page and "
+                          "answer the form it shows.")
+    return await _resume(client, upstream, flow_run_id, payload,
                          withdraw=lambda: _withdraw(submission_id, tokens))
+
+
+async def _asked_fields(client: httpx.AsyncClient, upstream: Upstream, flow_run_id: str,
+                        key: str) -> set[str] | None:
+    """The fields of the form the run stored when it paused on `key` (it may be an earlier
+    version of the form this code builds); None if it cannot be read, when the answer goes as
+    it is and Prefect checks it."""
+    response = await _send_with_retries(
+        client, "GET", f"{upstream.base_url}/api/flow_runs/{flow_run_id}/input/"
+        f"suspended-{key}-schema", headers=upstream.headers())
+    if response.status_code != 200:
+        return None
+    try:
+        properties = json.loads(response.text).get("properties")
+    except (ValueError, AttributeError):
+        return None
+    return set(properties) if isinstance(properties, dict) else None
 
 
 async def submit_crc_decision(user: User, flow_run_id: str, run_input: Any,

@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from pydantic import BaseModel
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from models import AuditEvent, Case, DecisionSubmission, DiscussionInvitation, SealedText, as_utc
 from models.choices import AGREED_ON_TITLE, HELD_ON_TITLE, Agreement, DiscussionChoice
@@ -118,9 +118,20 @@ def unseal(session: Session, case: Case, step_key: str, value: str) -> str:
 
 
 def input_hash(answer: BaseModel) -> str:
-    """A hash of the answer exactly as Prefect holds it (canonical JSON)."""
-    canonical = json.dumps(answer.model_dump(mode="json"), sort_keys=True,
-                           separators=(",", ":"), ensure_ascii=False)
+    """A hash of the answer as Prefect holds it (canonical JSON), leaving out the fields left at
+    their defaults: a form that gained a field with a default while the case waited (the
+    gateway on one version, the flow on the next) hashes the same answer the same way."""
+    return _hash(answer.model_dump(mode="json", exclude_defaults=True))
+
+
+def legacy_input_hash(answer: BaseModel) -> str:
+    """The hash of every field, defaults included: what submissions recorded before
+    `input_hash` left defaults out, still accepted for them."""
+    return _hash(answer.model_dump(mode="json"))
+
+
+def _hash(data: dict[str, Any]) -> str:
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -129,7 +140,7 @@ def verified_submission(session: Session, case: Case, step_key: str,
     """The gateway's row for exactly this answer to this step, or DecisionNotVerified."""
     row = session.exec(select(DecisionSubmission).where(
         DecisionSubmission.case_id == case.id, DecisionSubmission.step_key == step_key,
-        DecisionSubmission.input_hash == input_hash(answer),
+        col(DecisionSubmission.input_hash).in_([input_hash(answer), legacy_input_hash(answer)]),
     ).order_by(DecisionSubmission.id.desc())).first()  # type: ignore[union-attr]
     if row is None:
         raise DecisionNotVerified("No decision for this step came through the portal's "

@@ -126,7 +126,20 @@ def take_automatic_step(session: Session, case: Case, now: datetime) -> Step | N
         enter(session, case, S.ACTIONS_MONITORING, actor="system", action="actions_monitoring",
               now=now)
         return steps.SCHEDULE_ACTION_REVIEW
+    if move_off_retired_step(session, case, now):
+        return steps.MOVE_OFF_RETIRED_STEP
     return None
+
+
+def move_off_retired_step(session: Session, case: Case, now: datetime) -> bool:
+    """A case standing in a state whose step the code no longer has moves on by its rule
+    (tasks/steps.py `RETIRED`), audited with the rule's reason; False if it stands elsewhere."""
+    rule = steps.RETIRED.get(case.state)
+    if rule is None:
+        return False
+    enter(session, case, rule.to, actor="system", action=f"step_retired:{case.state.value}",
+          detail=rule.reason, now=now)
+    return True
 
 
 def advance_case(session: Session, case: Case, now: datetime) -> tuple[CaseState, Wait | None]:

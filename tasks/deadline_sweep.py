@@ -19,19 +19,24 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime, timedelta
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from infra.db import session_scope
 from infra.settings import get_settings
 from models import ActionReview, Case, Deadline, Officer, Report, as_utc, to_db
 from models.enums import TERMINAL_STATES, CaseState, DeadlineKind, DeadlineStatus
-from tasks import learning_register, letters, meetings, outbox
+from tasks import learning_register, letters, meetings, outbox, steps
 from tasks.calendar import LONDON, WorkingCalendar, england_and_wales, working_day_deadline
 from tasks.casework import mark_no_account
 from tasks.deadlines import date_text
 from tasks.discussion_invitation import reminders_due, send_reminder
 from tasks.notice import notice_link
-from tasks.orchestration import recover_stalled_runs, start_action_review_flow, wake_case
+from tasks.orchestration import (
+    recover_stalled_runs,
+    resume_retired_wait,
+    start_action_review_flow,
+    wake_case,
+)
 from tasks.records import lock_case
 
 log = logging.getLogger("rprp.sweep")
@@ -354,13 +359,22 @@ async def start_due_reviews(as_of: datetime, report: SweepReport) -> None:
 
 async def resume_cases(as_of: datetime, report: SweepReport) -> None:
     """Wake the runs of cases flagged for it: a missed deadline, or a wake that failed before
-    (Prefect unreachable when the portal recorded an account). A case not woken stays flagged."""
+    (Prefect unreachable when the portal recorded an account). A case not woken stays flagged.
+    Then resume the runs of cases waiting on a step the code no longer has (tasks/steps.py
+    `RETIRED`), so each moves on by its rule."""
     with session_scope() as session:
         flagged = session.exec(select(Case.id).where(Case.wake_requested == True)).all()  # noqa: E712
+        retired = session.exec(select(Case.id).where(
+            col(Case.state).in_(list(steps.RETIRED)))).all() if steps.RETIRED else []
     for case_id in flagged:
         assert case_id is not None
         with each_case(report, RESUME_CASES, _reference(case_id)):
             if await wake_case(int(case_id), attempts=1):
+                report.woken += 1
+    for case_id in retired:
+        assert case_id is not None
+        with each_case(report, RESUME_CASES, _reference(case_id)):
+            if await resume_retired_wait(int(case_id)):
                 report.woken += 1
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 from sqlmodel import Session, select
 
 from models import (
@@ -131,6 +131,25 @@ def case_of_run(session: Session, flow_run_id: str) -> Case | None:
 
 
 # -- the content: all of a form's errors at once, in the form's words --------------------------
+
+def fit_to_asked(form: type[BaseModel], answer: dict[str, Any],
+                 asked: set[str]) -> tuple[dict[str, Any], list[str]]:
+    """The answer with only the fields of the form the run asked when it paused (Prefect keeps
+    that form's schema, and refuses a field it does not have). A field this code's form has
+    gained since, left at its default, is left out: the run's code fills the default in again
+    (or never had it), and the answer's hash is the same either way (tasks/answers.py). One set
+    to anything else is named, since the waiting run cannot take it. docs/changing-the-flow.md."""
+    fitted: dict[str, Any] = {}
+    unasked: list[str] = []
+    for name, value in answer.items():
+        field = form.model_fields.get(name)
+        if name in asked or field is None:
+            fitted[name] = value
+        elif field.is_required() or TypeAdapter(field.annotation or Any).dump_python(
+                field.get_default(call_default_factory=True), mode="json") != value:
+            unasked.append(_title(form, (name,)))
+    return fitted, unasked
+
 
 def _title(form: type[BaseModel], loc: tuple[Any, ...]) -> str:
     """The field's title as the form shows it; an action's fields are named by its number."""

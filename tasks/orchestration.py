@@ -212,6 +212,29 @@ async def stop_flow_run(flow_run_id: str | None, message: str) -> None:
                                             force=True)
 
 
+async def resume_retired_wait(case_id: int) -> bool:
+    """Resume the run of a case waiting on a step the code no longer has, whatever form it
+    waits for: the run replays from the top, and the flow moves the case on by the step's
+    migration rule (tasks/steps.py `RETIRED`). Only a paused run is rescheduled; the person's
+    old form, which no code would now apply, is left unanswered."""
+    with session_scope() as session:
+        case = session.get(Case, case_id)
+        flow_run_id = case.flow_run_id if case is not None else None
+    if not flow_run_id:
+        return False
+    async with get_client() as client:
+        try:
+            run = await client.read_flow_run(UUID(flow_run_id))
+        except ObjectNotFound:
+            return False
+        if run.state is None or not run.state.is_paused():
+            return False
+        await client.set_flow_run_state(
+            run.id, Scheduled(message="Rescheduled: the step it waited on was retired"),
+            force=True)
+    return True
+
+
 STALE_STATES = [StateType.RUNNING, StateType.PENDING, StateType.CRASHED]
 
 

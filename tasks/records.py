@@ -9,6 +9,7 @@ from sqlmodel import Session, select
 from models import AuditEvent, Case, Deadline, Officer, utc_now
 from models.enums import CaseState, DeadlineKind, DeadlineStatus
 from models.state import check_transition
+from tasks import code_version
 
 
 class CaseNotFound(LookupError):
@@ -31,11 +32,15 @@ def officer_of(session: Session, case: Case) -> Officer:
 
 def audit(session: Session, case: Case, *, actor: str, action: str, detail: str = "",
           from_state: CaseState | None = None, to_state: CaseState | None = None) -> None:
+    """Append an event; within a flow run it records the flow's and deployment's versions."""
     assert case.id is not None
+    versions = code_version.current()
     session.add(
         AuditEvent(case_id=case.id, actor=actor, action=action, detail=detail[:1000],
                    from_state=from_state.value if from_state else None,
-                   to_state=to_state.value if to_state else None)
+                   to_state=to_state.value if to_state else None,
+                   flow_version=(versions.flow[:40] or None) if versions else None,
+                   deployment_version=(versions.deployment[:80] or None) if versions else None)
     )
 
 

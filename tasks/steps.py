@@ -280,6 +280,8 @@ ACTION_REVIEW = Step(
     "ActionReviewForm",
     guidance="Review each action in the plan: record a note and whether it is complete.")
 CLOSE_CASE = Step("close-case", None)
+# Not a step of the process: a case in a retired state (RETIRED below) moves on by its rule.
+MOVE_OFF_RETIRED_STEP = Step("move-off-retired-step", None)
 
 STEPS: tuple[Step, ...] = (
     SERVE_NOTICE, AWAIT_ACCOUNT, FACT_FINDING_DECISION, FACT_FINDING_OUTCOME, REFER_BACK_TO_PSD,
@@ -300,6 +302,52 @@ TARGETS: dict[CaseState, tuple[DeadlineKind, Policy]] = {
     s.state: s.target for s in STEPS if s.target is not None and s.state is not None
 }
 TARGET_KINDS = frozenset(kind for kind, _ in TARGETS.values())
+
+
+
+@dataclass(frozen=True)
+class Retired:
+    """A waiting state whose step the code no longer has, and where its cases go instead.
+
+    States are stored, so a retired state stays in CaseState (a case may stand in it for
+    weeks); this table says how such a case moves on when its run next resumes (the sweep's
+    `resume-cases` wakes it), by a transition the state machine allows, audited as
+    `step_retired`. See docs/changing-the-flow.md.
+    """
+
+    to: CaseState
+    reason: str
+
+
+# Retired waiting states, each with its successor (none retired yet). For example, to retire
+# the fact-finding outcome step:
+#     S.FACT_FINDING: Retired(S.DISCUSSION_SCHEDULING, "fact-finding is recorded at the discussion")
+RETIRED: dict[CaseState, Retired] = {}
+
+
+def retirement_problems(retired: dict[CaseState, Retired] | None = None) -> list[str]:
+    """What is wrong with the retirement rules (empty: nothing): a retired state must have no
+    step left, and its successor must be a state the code has a step for (or an ending),
+    reached by a transition the state machine allows. tests/unit/test_flow_changes.py holds
+    the table to this."""
+    from models.enums import TERMINAL_STATES
+    from models.state import allowed_next
+
+    rules = RETIRED if retired is None else retired
+    live = {s.state for s in STEPS if s.state is not None}
+    found: list[str] = []
+    for state, rule in rules.items():
+        if state in live:
+            found.append(f"{state.value} is retired but a step still stands in it")
+        if rule.to in rules:
+            found.append(f"{state.value} moves to {rule.to.value}, which is retired too")
+        elif rule.to not in live and rule.to not in TERMINAL_STATES:
+            found.append(f"{state.value} moves to {rule.to.value}, which has no step")
+        if rule.to not in allowed_next(state):
+            found.append(f"{state.value} cannot move to {rule.to.value} (models/state.py)")
+        if not rule.reason.strip():
+            found.append(f"{state.value}'s rule gives no reason for the audit trail")
+    return found
 
 
 def step_of(kind: StepKind | str) -> Step:

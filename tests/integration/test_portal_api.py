@@ -874,6 +874,25 @@ def test_the_case_page_shows_deadlines_decision_account_and_audit(psd: TestClien
     assert psd.get("/cases/99999999").status_code == 404
 
 
+def test_the_case_page_audit_trail_shows_the_code_each_step_ran_under(psd: TestClient,
+                                                                      prefect) -> None:
+    """Steps a flow run took show its flow and deployment version; the portal's own events,
+    written outside any run, show none."""
+    from tasks.code_version import RunVersions, running_under
+
+    case_id = refer(psd)["case_id"]
+    with running_under(RunVersions("0123456789ab", "8d52822f00aa11bb22cc33dd44ee55ff66778899")):
+        serve_notice(case_id)
+    page = psd.get(f"/cases/{case_id}")
+    trail = page.text[page.text.index('id="audit-trail"'):]
+    rows = trail.split('<tr class="govuk-table__row">')[2:]  # after the header's row
+    served = [r for r in rows if "Notice served" in r]
+    assert served and "flow 0123456789ab" in served[0]
+    assert "deployment 8d52822f00aa" in served[0] and "8d52822f00aa11bb22cc" in served[0]
+    received = [r for r in rows if "Referral received" in r]
+    assert received and "flow " not in received[0]
+
+
 def test_the_case_page_shows_no_raw_codes_and_asks_no_one_who_they_are(psd: TestClient,
                                                                       prefect) -> None:
     """Issue 9's raw codes and issue 10's decider: calendar ids only in their details line, the

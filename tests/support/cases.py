@@ -21,7 +21,7 @@ from rprp.samples import report_answer as report_answer  # the tests' answers ar
 from tasks.casework import Wait, record_account
 from tasks.decisions import Step, form_class, take
 from tasks.intake import ReferralIn, create_case
-from tasks.orchestration import start_case_flow, wake_case
+from tasks.orchestration import start_case_flow, suspension, wake_case
 from tasks.people import entitlement
 from tasks.records import lock_case
 from tests.support.stack import WAIT_CEILING, eventually
@@ -55,15 +55,16 @@ def case_row(case_id: int) -> Case:
 
 
 async def paused_in(case_id: int, state: CaseState, timeout: float = WAIT_CEILING) -> Case:
-    """Wait until the case is in `state` and its flow run is suspended waiting for input."""
+    """Wait until the case is in `state` and its flow run is suspended waiting for input, with
+    the form's schema saved (Prefect pauses the run a moment before it stores the schema, and
+    refuses an answer in between)."""
 
     async def check() -> Case | None:
         case = case_row(case_id)
         if case.state is not state or not case.flow_run_id:
             return None
-        async with get_client() as client:
-            run = await client.read_flow_run(UUID(case.flow_run_id))
-        return case if run.state and run.state.is_paused() else None
+        waiting = await suspension(case.flow_run_id)
+        return case if waiting is not None and waiting.form_saved else None
 
     return await eventually(check, timeout, f"case {case_id} paused in {state.value}")  # type: ignore[return-value]
 

@@ -53,12 +53,13 @@ class Worker:
     log_path: Path
     process: subprocess.Popen | None = None
     pool: str = POOL
+    root: Path = ROOT  # the checkout it runs from (another one: a changed copy of the code)
 
     def start(self) -> None:
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "rprp.worker", "--pool", self.pool, "--limit", "4"],
-            cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            cwd=self.root, env=self.env, stdout=log, stderr=subprocess.STDOUT,
             start_new_session=True,
         )
 
