@@ -138,15 +138,16 @@ def run(url: str, n: int, repeats: int, log: Callable[[str], None]) -> dict[str,
                                   period_to=LAST_DAY, min_count=5).as_json()
 
     def page(session: Session) -> int:
-        return len(trends(session, decade, now).figures)
+        return len(trends(session, decade, now, min_count=5).figures)
 
-    figures = in_session(lambda s: trends(s, decade, now).figures)()
+    figures = in_session(lambda s: trends(s, decade, now, min_count=5).figures)()
 
     def charts() -> int:
         return sum(len(figure_svg(f)) for f in figures)
 
     def page_unit(session: Session) -> int:
-        return len(trends(session, Period(FIRST_DAY, LAST_DAY, UNITS[0]), now).figures)
+        return len(trends(session, Period(FIRST_DAY, LAST_DAY, UNITS[0]), now,
+                          min_count=5).figures)
 
     log("central record: timing the FOI export, disproportionality and trends ...")
     timings = {

@@ -73,7 +73,8 @@ async def trends_page(request: Request, user: ReportsUser, start: str | None = N
                       end: str | None = None, unit: str | None = None) -> Response:
     period = _period(start, end, unit)
     with session_scope() as session:
-        result = trend_figures.trends(session, period, utc_now())
+        result = trend_figures.trends(session, period, utc_now(),
+                                       min_count=get_settings().disproportionality_min_count)
         units = trend_figures.units(session)
     return render(request, "trends.html", {"trends": result, "query": _query(period),
                                            "units": units})
@@ -84,7 +85,8 @@ def _figure(key: str, start: str | None, end: str | None,
     period = _period(start, end, unit)
     with session_scope() as session:
         try:
-            return trend_figures.figure(session, key, period, utc_now())
+            return trend_figures.figure(session, key, period, utc_now(),
+                                       min_count=get_settings().disproportionality_min_count)
         except KeyError:
             raise HTTPException(status.HTTP_404_NOT_FOUND, "There is no such chart.") from None
 

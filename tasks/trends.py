@@ -18,7 +18,12 @@ What each counts (said again on the page, under each chart):
   import format carries no deadlines, so imported cases are not in this figure;
 - non-engagement and referrals back: an imported case's flags, a live case's visit to that
   state (its audit log); escalations: the case's end (UPP, misconduct, vetting);
-- action types and learning themes come from live reports only (history has neither).
+- action types and learning themes come from live reports only (history has neither);
+  learning also counts the multi-agency reflective practice meetings' points (seed 003), by
+  the day the meeting was held, when no unit is chosen (a meeting has no officer's unit).
+Small counts: figures of one unit, and the figure by unit, show no count below the policy's
+smallest count (`RPRP_DISPROPORTIONALITY_MIN_COUNT`, default 5) and none that would let one be
+worked out from the others (`suppress_small_counts`).
 Pure: the session and `now` come from the caller.
 """
 
@@ -51,6 +56,8 @@ from models.enums import (
     Origin,
     Route,
 )
+from models.learning import MULTI_AGENCY
+from models.meetings import Meeting
 from tasks.calendar import LONDON, WorkingCalendar, england_and_wales
 
 DEADLINE_KINDS = (DeadlineKind.ACCOUNT, DeadlineKind.DECISION, DeadlineKind.DISCUSSION,
@@ -61,6 +68,10 @@ IMPORTED_OPEN = "Open in the previous system (imported)"
 UNASSIGNED_THEME = "Not yet assigned"
 NO_UNIT = "No unit recorded"
 GROUPING_MEMORY = "32MB"
+SUPPRESSED = "suppressed"
+RPRP_LEARNING = "RPRP cases"
+MEETING_LEARNING = "multi-agency meetings"
+COUNTED = ("cases", "actions", "learning items")
 
 Cell = str | int | float | None
 
@@ -366,8 +377,9 @@ def time_to_report(session: Session, period: Period,
                   drawn=("median working days", "90th percentile"))
 
 
-def deadlines_met(session: Session, period: Period, now: datetime) -> Figure:
-    """Share of live cases' deadlines met, per quarter they fell due, by kind."""
+def deadlines_met(session: Session, period: Period, now: datetime, min_count: int = 1) -> Figure:
+    """Share of live cases' deadlines met, per quarter they fell due, by kind; a share of fewer
+    than `min_count` deadlines is suppressed (it would tell how each of them went)."""
     start = datetime.combine(period.start, datetime.min.time(), LONDON).astimezone(UTC)
     end = datetime.combine(period.end + timedelta(days=1), datetime.min.time(),
                            LONDON).astimezone(UTC)
@@ -395,7 +407,10 @@ def deadlines_met(session: Session, period: Period, now: datetime) -> Figure:
         row: list[Cell] = [q]
         for kind in DEADLINE_KINDS:
             total = totals[(q, kind.value)]
-            row.append(round(100 * kept[(q, kind.value)] / total, 1) if total else None)
+            if 0 < total < min_count:
+                row.append(SUPPRESSED)
+            else:
+                row.append(round(100 * kept[(q, kind.value)] / total, 1) if total else None)
         rows.append(row)
     return Figure("deadlines-met", "Share of deadlines met, per quarter (%)",
                   ["quarter", *(k.label for k in DEADLINE_KINDS)], rows,
@@ -487,16 +502,62 @@ def action_types(session: Session, period: Period) -> Figure:
                   "the import format has no actions).", unit_of_measure="actions")
 
 
+def _learning_items(session: Session, period: Period, category: Any,
+                    meeting_category: Any) -> Counter[tuple[str, str]]:
+    """Learning items by (category, source): RPRP's from the reports of cases referred in the
+    period, the meetings' (multi-agency) by the day the meeting was held, with no unit chosen."""
+    counts: Counter[tuple[str, str]] = Counter()
+    for key, n in session.execute(
+            _cases(category, func.count(), period=period)
+            .join(LearningItem, col(LearningItem.case_id) == col(Case.id))
+            .where(*_in_scope(period)).group_by(category)):
+        counts[(str(key or ""), RPRP_LEARNING)] += _int(n)
+    if not period.unit:
+        held = func.coalesce(col(Meeting.held_on), col(Meeting.meeting_on))
+        of_meeting = meeting_category(held)
+        for key, n in session.execute(
+                sa_select(of_meeting, func.count()).select_from(LearningItem)
+                .join(Meeting, col(Meeting.id) == col(LearningItem.meeting_id))
+                .where(col(LearningItem.origin) == MULTI_AGENCY, held >= period.start,
+                       held <= period.end)
+                .group_by(of_meeting)):
+            counts[(str(key or ""), MEETING_LEARNING)] += _int(n)
+    return counts
+
+
+_SOURCES_NOTE = ("RPRP's items are the lessons in the reports of cases referred in the period "
+                 "(live cases: history has no register); the multi-agency meetings' are the "
+                 "learning points the Case Review Committee considered, by the day the meeting "
+                 "was held, and are left out when a unit is chosen (a meeting has no unit).")
+
+
 def learning_themes(session: Session, period: Period) -> Figure:
     theme = col(LearningItem.theme)
-    rows = session.execute(
-        _cases(theme, func.count(), period=period)
-        .join(LearningItem, col(LearningItem.case_id) == col(Case.id))
-        .where(*_in_scope(period)).group_by(theme).order_by(func.count().desc(), theme)).all()
-    return Figure("learning-themes", "Learning themes", ["theme", "learning items"],
-                  [[t or UNASSIGNED_THEME, _int(n)] for t, n in rows],
-                  "Learning register items from the reports of cases referred in the period, "
-                  "by theme (live cases: history has no register).",
+    counts = _learning_items(session, period, theme, lambda held: theme)
+    themes = sorted({t for t, _ in counts},
+                    key=lambda t: (-(counts[(t, RPRP_LEARNING)] + counts[(t, MEETING_LEARNING)]),
+                                   t))
+    return Figure("learning-themes", "Learning themes",
+                  ["theme", RPRP_LEARNING, MEETING_LEARNING],
+                  [[t or UNASSIGNED_THEME, counts[(t, RPRP_LEARNING)],
+                    counts[(t, MEETING_LEARNING)]] for t in themes],
+                  "Learning register items by theme. " + _SOURCES_NOTE, chart="stacked",
+                  unit_of_measure="learning items")
+
+
+def learning_per_quarter(session: Session, period: Period) -> Figure:
+    """The register's new learning per quarter: RPRP's force lessons and the multi-agency
+    meetings' points side by side, so a board sees both kinds of learning arrive."""
+    counts = _learning_items(session, period, month_of(col(Case.referred_on)), month_of)
+    by_quarter: Counter[tuple[str, str]] = Counter()
+    for (month, source), n in counts.items():
+        by_quarter[(quarter_of(month), source)] += n
+    return Figure("learning-per-quarter", "Learning items per quarter, RPRP and multi-agency",
+                  ["quarter", RPRP_LEARNING, MEETING_LEARNING],
+                  [[q, by_quarter[(q, RPRP_LEARNING)], by_quarter[(q, MEETING_LEARNING)]]
+                   for q in quarters(period.start, period.end)],
+                  "Learning register items per quarter (RPRP: of the case's referral; "
+                  "multi-agency: of the meeting). " + _SOURCES_NOTE, chart="stacked",
                   unit_of_measure="learning items")
 
 
@@ -516,23 +577,74 @@ def by_unit(session: Session, period: Period,
                   "still open, how many were escalated.", chart="bar")
 
 
-def _builders(calendar: WorkingCalendar | None) -> dict[str, Callable[[Session, Period,
-                                                                         datetime], Figure]]:
+def suppress_small_counts(figure: Figure, min_count: int) -> Figure:
+    """The figure with every count below `min_count` (but not zero) shown as `SUPPRESSED`, and
+    with it whatever would let it be worked out: where a column or a row (whose total another
+    figure shows) would hold only one suppressed count, its next smallest is suppressed too.
+    A time to report of suppressed reports goes with them. Shares (deadlines met) are
+    suppressed where they are counted, with their denominators."""
+    if min_count <= 1:
+        return figure
+    counted = (range(1, len(figure.columns)) if figure.unit_of_measure in COUNTED
+               else range(1, 2) if figure.key == "time-to-report" else range(0))
+    rows = [list(row) for row in figure.rows]
+    cells = {(i, j) for i in range(len(rows)) for j in counted
+             if isinstance(rows[i][j], int)}
+    hidden = {(i, j) for i, j in cells if 0 < int(rows[i][j] or 0) < min_count}
+    lines = ([[(i, j) for j in counted if (i, j) in cells] for i in range(len(rows))]
+             + [[(i, j) for i in range(len(rows)) if (i, j) in cells] for j in counted])
+    changed = True
+    while changed:
+        changed = False
+        for line in lines:
+            if sum(c in hidden for c in line) == 1:
+                shown = [c for c in line if c not in hidden]
+                if shown:
+                    # The smallest count that is not zero, else a zero.
+                    hidden.add(min(shown, key=lambda c: (rows[c[0]][c[1]] == 0,
+                                                          rows[c[0]][c[1]])))
+                    changed = True
+    for i, j in hidden:
+        rows[i][j] = SUPPRESSED
+        if figure.key == "time-to-report":
+            rows[i][2:] = [SUPPRESSED] * (len(rows[i]) - 2)
+    note = figure.note
+    if hidden or figure.key == "deadlines-met":
+        note += (f" Counts below {min_count}, and any that would let one be worked out, are "
+                 f"shown as \"{SUPPRESSED}\".")
+    return Figure(figure.key, figure.title, figure.columns, rows, note, figure.chart,
+                  figure.unit_of_measure, figure.drawn)
+
+
+def _builders(calendar: WorkingCalendar | None,
+              min_count: int) -> dict[str, Callable[[Session, Period, datetime], Figure]]:
     return {
         "referrals-by-origin": lambda s, p, now: referrals_by_origin(s, p),
         "referrals-by-route": lambda s, p, now: referrals_by_route(s, p),
         "open-by-state": lambda s, p, now: open_by_state(s, p),
         "time-to-report": lambda s, p, now: time_to_report(s, p, calendar),
-        "deadlines-met": lambda s, p, now: deadlines_met(s, p, now),
+        "deadlines-met": lambda s, p, now: deadlines_met(s, p, now, _smallest(p, min_count)),
         "non-engagement-and-escalations": lambda s, p, now: outcomes(s, p)[0],
         "referrals-back": lambda s, p, now: outcomes(s, p)[1],
         "action-types": lambda s, p, now: action_types(s, p),
         "learning-themes": lambda s, p, now: learning_themes(s, p),
+        "learning-per-quarter": lambda s, p, now: learning_per_quarter(s, p),
         "by-unit": lambda s, p, now: by_unit(s, p),
     }
 
 
-FIGURE_KEYS = tuple(_builders(None))
+FIGURE_KEYS = tuple(_builders(None, 1))
+
+
+def _smallest(period: Period, min_count: int) -> int:
+    """Suppression applies to one unit's figures (a unit can be a handful of officers); the
+    whole force's figures are shown as they are, except the figure by unit."""
+    return min_count if period.unit else 1
+
+
+def _protected(figure: Figure, period: Period, min_count: int) -> Figure:
+    smallest = min_count if figure.key == "by-unit" else _smallest(period, min_count)
+    return suppress_small_counts(figure, smallest)
 
 
 def _room_to_group(session: Session) -> None:
@@ -542,28 +654,32 @@ def _room_to_group(session: Session) -> None:
         session.execute(text(f"SET LOCAL work_mem = '{GROUPING_MEMORY}'"))
 
 
-def figure(session: Session, key: str, period: Period, now: datetime,
+def figure(session: Session, key: str, period: Period, now: datetime, *, min_count: int,
            calendar: WorkingCalendar | None = None) -> Figure:
-    """One figure by its key (a chart's image or CSV needs only its own)."""
-    builders = _builders(calendar)
+    """One figure by its key (a chart's image or CSV needs only its own), its small counts
+    suppressed as on the page."""
+    builders = _builders(calendar, min_count)
     if key not in builders:
         raise KeyError(key)
     _room_to_group(session)
-    return builders[key](session, period, now)
+    return _protected(builders[key](session, period, now), period, min_count)
 
 
-def trends(session: Session, period: Period, now: datetime,
+def trends(session: Session, period: Period, now: datetime, *, min_count: int,
            calendar: WorkingCalendar | None = None) -> Trends:
-    """Every figure of the trends page, for the period and unit."""
+    """Every figure of the trends page, for the period and unit, small counts suppressed
+    (`min_count=1` shows every count)."""
     _room_to_group(session)
     referred, by_case = referral_counts(session, period), outcome_counts(session, period)
     escalation, back = outcomes(session, period, by_case)
-    return Trends(period, now, [
+    figures = [
         referrals_by_origin(session, period, referred),
         referrals_by_route(session, period, referred),
         open_by_state(session, period), time_to_report(session, period, calendar),
-        deadlines_met(session, period, now), escalation, back, action_types(session, period),
-        learning_themes(session, period), by_unit(session, period, by_case)])
+        deadlines_met(session, period, now, _smallest(period, min_count)), escalation, back,
+        action_types(session, period), learning_themes(session, period),
+        learning_per_quarter(session, period), by_unit(session, period, by_case)]
+    return Trends(period, now, [_protected(f, period, min_count) for f in figures])
 
 
 def units(session: Session) -> list[str]:

@@ -37,6 +37,9 @@ def client(monkeypatch: pytest.MonkeyPatch, tmp_path) -> Iterator[TestClient]:  
     from tests.support.users import use_sign_ins
 
     monkeypatch.setenv("RPRP_PORTAL_USERS", USERS)
+    # The seeded unit's figures are a handful of cases: shown as they are here; suppressed in
+    # the test that sets the policy's smallest count back.
+    monkeypatch.setenv("RPRP_DISPROPORTIONALITY_MIN_COUNT", "1")
     reset_settings()
     use_sign_ins(USERS)
     with session_scope() as session:
@@ -98,6 +101,22 @@ def test_each_csv_download_holds_what_its_table_shows(client: TestClient) -> Non
     # The seeded unit's, read today: the account deadline of 28 June 2024, still open, is now
     # past due too (the unit test reads them on 25 June 2024, before it fell due).
     assert deadlines[2] == ["2024 Q2", "50.0", "0.0", "0.0", "50.0"]
+
+
+def test_one_units_small_counts_are_suppressed_on_the_page_and_in_the_downloads(
+        client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RPRP_DISPROPORTIONALITY_MIN_COUNT", "5")
+    reset_settings()
+    sign_in(client, "analyst.reports", "an-pass-1")
+    page = client.get(f"/reports/trends?{QUERY}").text
+    assert table(page, "data-figure", "by-unit")[1] == [UNIT, "6", "suppressed", "suppressed"]
+    download = client.get(f"/reports/trends/by-unit.csv?{QUERY}").text
+    assert list(csv.reader(io.StringIO(download)))[1] == [UNIT, "6", "suppressed",
+                                                          "suppressed"]
+    for key in FIGURE_KEYS:
+        for row in table(page, "data-figure", key)[1:]:
+            if key not in ("time-to-report", "deadlines-met"):
+                assert all(not c.isdigit() or c == "0" or int(c) >= 5 for c in row[1:]), key
 
 
 def test_a_chart_is_svg_with_its_title_and_no_script(client: TestClient) -> None:

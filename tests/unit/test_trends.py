@@ -24,14 +24,19 @@ from models.enums import (
     ReviewerBasis,
     Route,
 )
+from models.learning import MULTI_AGENCY
+from models.meetings import Meeting
 from tasks.calendar import england_and_wales
 from tasks.history_import import import_cases
 from tasks.trends import (
     IMPORTED_OPEN,
+    SUPPRESSED,
+    Figure,
     Period,
     Trends,
     median,
     percentile,
+    suppress_small_counts,
     trends,
     working_days,
 )
@@ -132,7 +137,7 @@ def seed() -> None:
 def seeded() -> Trends:
     seed()
     with session_scope() as session:
-        return trends(session, PERIOD, NOW)
+        return trends(session, PERIOD, NOW, min_count=1)
 
 
 def rows(result: Trends, key: str) -> dict[str, list[object]]:
@@ -186,7 +191,8 @@ def test_action_types_and_learning_themes(seeded: Trends) -> None:
     assert actions[ActionType.TRAINING.label] == [2]
     assert actions[ActionType.RESTORATIVE.label] == [1]
     assert actions[ActionType.MANAGEMENT_MEETING.label] == [0]
-    assert rows(seeded, "learning-themes") == {"Communication": [2], "Not yet assigned": [1]}
+    # One unit chosen: a meeting's learning (no unit) is left out.
+    assert rows(seeded, "learning-themes") == {"Communication": [2, 0], "Not yet assigned": [1, 0]}
 
 
 def test_by_unit_counts_only_the_chosen_unit(seeded: Trends) -> None:
@@ -219,3 +225,60 @@ def test_median_and_nearest_rank_percentile() -> None:
 def test_a_period_that_ends_before_it_starts_is_refused() -> None:
     with pytest.raises(ValueError, match="ends before it starts"):
         Period(date(2024, 2, 1), date(2024, 1, 1))
+
+
+def test_one_units_small_counts_are_suppressed_with_what_would_reveal_them() -> None:
+    seed()
+    with session_scope() as session:
+        protected = trends(session, PERIOD, NOW, min_count=5)
+    # The unit's 6 referrals show; its 2 open and 2 escalated do not.
+    assert rows(protected, "by-unit") == {UNIT: [6, SUPPRESSED, SUPPRESSED]}
+    for f in protected.figures:
+        if f.unit_of_measure in ("cases", "actions", "learning items"):
+            shown = [v for row in f.rows for v in row[1:] if isinstance(v, int)]
+            assert all(v == 0 or v >= 5 for v in shown), f.key
+    # Two reports a quarter: their count and the days they took are withheld.
+    assert rows(protected, "time-to-report") == {"2024 Q1": [SUPPRESSED] * 3,
+                                                 "2024 Q2": [SUPPRESSED] * 3}
+    # A share of one deadline tells how it went.
+    assert rows(protected, "deadlines-met")["2024 Q2"] == [SUPPRESSED] * 4
+    assert "shown as \"suppressed\"" in protected.figure("by-unit").note
+
+
+def test_secondary_suppression_worked_by_hand() -> None:
+    figure = Figure("by-unit", "t", ["unit", "referred", "open"],
+                    [["North", 40, 20], ["South", 30, 3], ["East", 25, 9]], "n.")
+    # South's 3 open is below 5. Each row and column has a total shown elsewhere (the unit's
+    # referrals, the force's open cases), so none may hold a single suppressed count: South's
+    # row loses its 30; the open column its next smallest, 9; then the referred column, holding
+    # only South's, loses 25.
+    assert suppress_small_counts(figure, 5).rows == [
+        ["North", 40, 20], ["South", SUPPRESSED, SUPPRESSED], ["East", SUPPRESSED, SUPPRESSED]]
+    # Nothing below the smallest count: nothing changes, zeros are shown.
+    plain = Figure("by-unit", "t", ["unit", "referred"], [["A", 0], ["B", 7]], "n.")
+    assert suppress_small_counts(plain, 5).rows == [["A", 0], ["B", 7]]
+    assert suppress_small_counts(figure, 1).rows == figure.rows
+
+
+def test_multi_agency_learning_is_in_the_trends_by_the_meeting_day() -> None:
+    theme = f"Information sharing {TAG}"
+    with session_scope() as session:
+        meeting = Meeting(reference=f"RPM-{TAG}", child_name="Kid Trendsworth",
+                          child_date_of_birth=date(1985, 1, 1), requested_by_name="R",
+                          requested_by_agency="Health", requested_by_email="r@nhs.example",
+                          facilitator_name="F", facilitator_email="f@council.example",
+                          purpose="p", meeting_on=date(1991, 2, 10), held_on=date(1991, 2, 12))
+        session.add(meeting)
+        session.flush()
+        session.add_all(LearningItem(meeting_id=meeting.id, origin=MULTI_AGENCY,
+                                     source="crc_summary", part=p, theme=theme, text="point")
+                        for p in (1, 2))
+    period = Period(date(1991, 1, 1), date(1991, 6, 30))
+    with session_scope() as session:
+        whole = trends(session, period, NOW, min_count=1)
+        one_unit = trends(session, Period(period.start, period.end, UNIT), NOW, min_count=1)
+    assert rows(whole, "learning-themes")[theme] == [0, 2]
+    assert whole.figure("learning-themes").series == ["RPRP cases", "multi-agency meetings"]
+    per_quarter = rows(whole, "learning-per-quarter")
+    assert int(per_quarter["1991 Q1"][1]) >= 2  # type: ignore[call-overload]
+    assert theme not in rows(one_unit, "learning-themes")
