@@ -3,9 +3,10 @@
 Holidays are data, not rules, wherever data exists, because one-off holidays happen (the 2022
 jubilee moved the spring bank holiday; the 2022 state funeral; the 2023 coronation). For each
 year the official GOV.UK list for `england-and-wales` (the copy bundled with the
-`govuk-bank-holidays` package, read offline, never fetched) is the authority. workalendar's
-`UnitedKingdom` rules (which are the England and Wales rules and include Christmas Day and Good
-Friday) fill in only the years that list does not cover. Extra non-working days can be declared
+`govuk-bank-holidays` package, its JSON file read offline: never fetched, and without the
+package's HTTP client) is the authority. The England and Wales rules (`tasks.bank_holiday_rules`,
+the same days as workalendar's `UnitedKingdom`, which tests hold them to) fill in only the years
+that list does not cover. Extra non-working days can be declared
 in configuration (RPRP_EXTRA_HOLIDAYS) without a code change. Every computed deadline should be
 stored with the calendar's `version`, so a later change to the data can be traced.
 """
@@ -13,15 +14,16 @@ stored with the calendar's `version`, so a later change to the data can be trace
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
+from importlib.resources import files
 from zoneinfo import ZoneInfo
 
-from govuk_bank_holidays.bank_holidays import BankHolidays
-from workalendar.europe import UnitedKingdom
+from tasks.bank_holiday_rules import bank_holidays
 
 LONDON = ZoneInfo("Europe/London")
 END_OF_DAY = time(23, 59, 59)
@@ -80,8 +82,8 @@ def _digest(days: Iterable[date]) -> str:
 @lru_cache(maxsize=1)
 def _govuk_dates() -> frozenset[date]:
     """The GOV.UK england-and-wales list as bundled with the package (no network access)."""
-    data = BankHolidays.load_backup_data()
-    events = data[BankHolidays.ENGLAND_AND_WALES]["events"]
+    data = json.loads((files("govuk_bank_holidays") / "bank-holidays.json").read_text("utf-8"))
+    events = data["england-and-wales"]["events"]
     return frozenset(date.fromisoformat(event["date"]) for event in events)
 
 
@@ -92,10 +94,8 @@ def _covered_years(govuk: frozenset[date]) -> frozenset[int]:
 
 @lru_cache(maxsize=1)
 def _rule_dates() -> dict[int, frozenset[date]]:
-    """workalendar's England and Wales holidays (rules), per year, for the fallback years."""
-    rules = UnitedKingdom()
-    return {year: frozenset(day for day, _ in rules.holidays(year))
-            for year in range(FIRST_YEAR, LAST_YEAR + 1)}
+    """The England and Wales holidays by the rules, per year, for the fallback years."""
+    return {year: bank_holidays(year) for year in range(FIRST_YEAR, LAST_YEAR + 1)}
 
 
 def build_calendar(govuk: frozenset[date], extras: frozenset[date]) -> WorkingCalendar:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import inspect
 import re
+import subprocess
+import sys
 from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
@@ -12,6 +14,7 @@ from workalendar.europe import UnitedKingdom
 
 import tasks.calendar as calendar_module
 from rprp.commands.deadline import run as deadline_command
+from tasks.bank_holiday_rules import bank_holidays, easter_sunday
 from tasks.calendar import (
     LONDON,
     build_calendar,
@@ -96,7 +99,7 @@ def test_one_off_holidays_come_from_the_govuk_data_not_from_a_rule() -> None:
 
 
 def test_govuk_data_rules_the_years_it_covers() -> None:
-    """A fake GOV.UK list for 2022 without 2 and 3 June is obeyed over workalendar's rules."""
+    """A fake GOV.UK list for 2022 without 2 and 3 June is obeyed over the rules."""
     real_2022 = {d for d in england_and_wales().holidays if d.year == 2022}
     fake = frozenset(real_2022 - {date(2022, 6, 2), date(2022, 6, 3)})
     calendar = build_calendar(govuk=fake, extras=frozenset())
@@ -108,6 +111,33 @@ def test_govuk_data_rules_the_years_it_covers() -> None:
 def test_the_module_hard_codes_no_holiday_dates() -> None:
     source = inspect.getsource(calendar_module)
     assert not re.findall(r"\b\d{4}-\d{2}-\d{2}\b|date\(\s*\d", source)
+
+
+@pytest.mark.parametrize("year", range(1990, 2101))
+def test_the_rules_give_the_days_workalendar_gives(year: int) -> None:
+    """workalendar's UnitedKingdom is the oracle the hand-written rules are held to, every year."""
+    oracle = {day for day, _ in UnitedKingdom().holidays(year) if day.weekday() < 5}
+    assert {day for day in bank_holidays(year) if day.weekday() < 5} == oracle
+
+
+@pytest.mark.parametrize(("year", "easter"), [
+    (2000, date(2000, 4, 23)), (2008, date(2008, 3, 23)), (2011, date(2011, 4, 24)),
+    (2019, date(2019, 4, 21)), (2038, date(2038, 4, 25)), (2285, date(2285, 3, 22)),
+])
+def test_easter_sunday_by_the_computus(year: int, easter: date) -> None:
+    """The earliest (22 March) and latest (25 April) Easters are inside the computus's range."""
+    assert easter_sunday(year) == easter
+
+
+def test_the_calendar_loads_without_workalendar_or_an_http_client() -> None:
+    """Every short step imports the calendar: it must not pull in every European calendar,
+    the astronomy packages or `requests` (issue 15: a step's start-up is mostly imports)."""
+    probe = ("import sys, tasks.calendar, flows.case_lifecycle\n"
+             "print(sorted(m for m in ('workalendar', 'requests', 'convertdate', 'pymeeus')"
+             " if m in sys.modules))")
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            check=True).stdout.strip()
+    assert loaded == "[]"
 
 
 def test_years_beyond_the_govuk_list_fall_back_to_the_rules() -> None:
