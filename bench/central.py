@@ -100,7 +100,7 @@ def run(url: str, n: int, repeats: int, log: Callable[[str], None]) -> dict[str,
     from portal.charts import figure_svg
     from tasks.disproportionality import disproportionality
     from tasks.foi import foi_return, to_csv
-    from tasks.history_import import import_cases, import_workforce
+    from tasks.history_import import import_cases, import_workforce, refresh_statistics
     from tasks.trends import Period, trends
 
     upgrade_to_head(url)
@@ -119,13 +119,9 @@ def run(url: str, n: int, repeats: int, log: Callable[[str], None]) -> dict[str,
     log("central record: importing ...")
     started = time.perf_counter()
     imported = in_session(lambda s: import_cases(s, text))()
+    in_session(refresh_statistics)()  # as `rprp import cases` does after storing
     import_seconds = time.perf_counter() - started
     in_session(lambda s: import_workforce(s, workforce_csv()))()
-    if engine.dialect.name == "postgresql":
-        # What autovacuum does within a minute of a large import: without statistics the
-        # planner takes 100,000 cases for a handful.
-        with engine.begin() as connection:
-            connection.exec_driver_sql("ANALYZE")
     log(f"central record: {imported.added:,} cases imported in {import_seconds:.1f} s")
     now = datetime.now(UTC)
     decade = Period(FIRST_DAY, LAST_DAY)

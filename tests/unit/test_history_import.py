@@ -218,3 +218,40 @@ def command_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     err = capsys.readouterr().err
     assert f"{bad}: row 2, rank: 'colonel' is not one of constable" in err
     assert "nothing was imported" in err
+
+
+def _planner_statistics() -> object:
+    """When PostgreSQL last analysed rprp_case, or how many SQLite statistics rows it has."""
+    with session_scope() as session:
+        bind = session.get_bind()
+        with bind.connect() as connection:
+            if bind.dialect.name == "postgresql":
+                return connection.exec_driver_sql(
+                    "SELECT last_analyze FROM pg_stat_user_tables WHERE relname = 'rprp_case'"
+                ).scalar()
+            return connection.exec_driver_sql(
+                "SELECT count(*) FROM sqlite_stat1 WHERE tbl = 'rprp_case'").scalar()
+
+
+def test_the_command_refreshes_the_planner_statistics_after_storing(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A decade of cases planned as the handful the database held before is seconds per page:
+    `rprp import` runs ANALYZE once it has stored something (and not when it stored nothing)."""
+    with session_scope() as session:
+        bind = session.get_bind()
+        if bind.dialect.name == "sqlite":
+            with bind.connect() as connection:
+                connection.exec_driver_sql("ANALYZE")  # so that sqlite_stat1 exists
+                connection.exec_driver_sql("DELETE FROM sqlite_stat1")
+                connection.commit()
+    before = _planner_statistics()
+    t = tag()
+    good = tmp_path / "cases.csv"
+    good.write_text("\n".join([HEADER, case_line(f"STAT-{t}", f"S{t}")]) + "\n",
+                    encoding="utf-8")
+    assert main(["import", "cases", str(good)]) == 0
+    after = _planner_statistics()
+    assert after and after != before
+    assert main(["import", "cases", str(good)]) == 0  # stores nothing: no ANALYZE
+    assert _planner_statistics() == after
+    capsys.readouterr()
