@@ -25,11 +25,13 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-FIGURES = ("lifecycle", "waiting", "sweep", "latency", "intake", "suite", "central")
-STACK_FIGURES = {"lifecycle", "waiting", "sweep", "latency", "intake"}
+FIGURES = ("lifecycle", "waiting", "sweep", "latency", "intake", "suite", "central",
+           "nextwait")
+STACK_FIGURES = {"lifecycle", "waiting", "sweep", "latency", "intake", "nextwait"}
 # The order they run in: the suite first (it starts its own stack, so ours is not running yet),
 # then the lifecycle on a fresh server, and the cases left waiting last but one.
-RUN_ORDER = ("suite", "central", "lifecycle", "latency", "intake", "waiting", "sweep")
+RUN_ORDER = ("suite", "central", "lifecycle", "nextwait", "latency", "intake", "waiting",
+             "sweep")
 
 
 def parser(prog: str) -> argparse.ArgumentParser:
@@ -55,6 +57,10 @@ def parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--wake-targets", type=int, default=5,
                    help="due cases given a real flow run for the sweep to resume (default 5)")
     p.add_argument("--latency-samples", type=int, default=20, help="default 20")
+    p.add_argument("--next-wait-cases", type=int, default=5,
+                   help="cases per worker, one at a time, for figure 8 (default 5)")
+    p.add_argument("--next-wait-workers", default="rprp,stock",
+                   help="workers figure 8 compares, of: rprp,stock (default both)")
     p.add_argument("--intake-requests", type=int, default=200,
                    help="referrals per intake repeat (default 200)")
     p.add_argument("--intake-clients", type=int, default=4, help="default 4")
@@ -138,6 +144,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m bench") -> int:
                       "lifecycle_repeats": args.lifecycle_repeats, "cases_waiting": args.cases,
                       "sweep_sizes": sizes, "wake_targets": args.wake_targets,
                       "latency_samples": args.latency_samples,
+                      "next_wait_cases": args.next_wait_cases,
                       "intake_requests": args.intake_requests,
                       "intake_clients": args.intake_clients, "repeats": args.repeats,
                       "worker_poll_seconds": args.poll_seconds, "worker_limit": 4,
@@ -256,6 +263,11 @@ def _figure(name: str, stack: Any, args: argparse.Namespace, sizes: list[int],
         from bench import latency
 
         return asyncio.run(latency.run(stack, args.latency_samples, log))
+    if name == "nextwait":
+        from bench import next_wait
+
+        workers = tuple(w.strip() for w in args.next_wait_workers.split(",") if w.strip())
+        return asyncio.run(next_wait.run(stack, args.next_wait_cases, log, workers))
     if name == "intake":
         from bench import intake
 

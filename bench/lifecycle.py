@@ -150,7 +150,7 @@ async def drive_case(watcher: RunWatcher) -> dict[str, Any]:
     closed = await asyncio.to_thread(state)
     if final != "Completed" or closed is not CaseState.CLOSED_COMPLETE:
         raise RuntimeError(f"case {case_id} ended {final} in {closed}")
-    return {"seconds": clock.marks[-1][1], "steps": clock.steps()}
+    return {"seconds": clock.marks[-1][1], "steps": clock.steps(), "run_id": run_id}
 
 
 async def drive_bare(watcher: RunWatcher, record_dir: Path) -> dict[str, Any]:

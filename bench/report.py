@@ -76,6 +76,21 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
             add("3 sweep", f"time ratio K={sc['sizes'][1]:,} / K={sc['sizes'][0]:,}",
                 f"{sc['time_ratio']:.1f} (size ratio {sc['size_ratio']:.0f})", "linear",
                 sc["time_ratio"] <= sc["size_ratio"] * 1.5)
+    nxt = figures.get("nextwait")
+    if nxt and "error" not in nxt:
+        for kind, stats in nxt["by_worker"].get("rprp", {}).items():
+            stock = nxt["by_worker"].get("stock", {}).get(kind)
+            ratio = nxt["stock_over_rprp_median"].get(kind)
+            value = f"{fmt(stats['median'])} | {fmt(stats['p95'])} (n={stats['n']})"
+            if stock:
+                value += (f"; stock {fmt(stock['median'])} | {fmt(stock['p95'])}"
+                          + (f"; stock / rprp {ratio:.1f}x" if ratio else ""))
+            targeted = kind in nxt.get("targeted", [])
+            add("8 next wait", f"{kind}: p50 | p95", value,
+                "p95 <= 1 s" if targeted else "",
+                (stats["p95"] is not None and stats["p95"] <= 1.0) if targeted else None)
+        if nxt["errors"]:
+            add("8 next wait", "failed cases", str(len(nxt["errors"])), "0", False)
     lat = figures.get("latency")
     if lat and "error" not in lat:
         s = lat["latency"]
@@ -200,6 +215,25 @@ def markdown(results: dict[str, Any]) -> str:
                       f"{k} {life['case_step_medians'].get(k, 0):.1f} | "
                       f"{life['bare_step_medians'].get(k, 0):.1f}"
                       for k in life["case_step_medians"]) + ".", ""]
+    nxt = figures.get("nextwait")
+    if nxt and "error" not in nxt:
+        parts += ["## 8. Answer -> next wait", "",
+                  f"{nxt['cases']} cases per worker after a warm-up case, one at a time, each "
+                  f"input given the moment its step waits; {nxt['setting']}. Seconds from one "
+                  "wait (or the answer to it) to the next, by kind of step, median | p95 "
+                  "(min-max):", ""]
+        for worker, kinds in nxt["by_worker"].items():
+            parts += [f"- **{worker}**: " + "; ".join(
+                f"{kind} {fmt(st['median'])} | {fmt(st['p95'])} "
+                f"({fmt(st['min'])}-{fmt(st['max'])})" for kind, st in kinds.items())]
+        parts += ["", "Where a resumed case run's time goes (its own state history; every "
+                  "resumption of the case run, median | p95):", ""]
+        for worker, split in nxt.get("phases_by_worker", {}).items():
+            parts += [f"- **{worker}**: " + "; ".join(
+                f"{name} {fmt(st['median'])} | {fmt(st['p95'])}" for name, st in split.items())]
+        if nxt["errors"]:
+            parts += ["", "Failed cases: " + "; ".join(nxt["errors"])]
+        parts += [""]
     profile = results.get("profile")
     if profile:
         parts += ["## What dominates (profile of the slowest figure)", ""]

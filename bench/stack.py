@@ -17,6 +17,7 @@ import time
 import urllib.request
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 from rprp.prefect_server import POOL, PrefectServer
@@ -154,6 +155,7 @@ class BenchStack:
     smtp_port: int = 0
     case_url: str = ""
     worker: Service | None = None
+    worker_kind: str = ""
     server: PrefectServer | None = None
     portal: Service | None = None
 
@@ -256,23 +258,60 @@ class BenchStack:
         asyncio.run(self.register_bench_deployments())
         self.start_worker(timeout)
 
-    def start_worker(self, timeout: float = 180) -> None:
-        env = self.child_env(
+    def _worker_env(self) -> dict[str, str]:
+        return self.child_env(
             PREFECT_WORKER_QUERY_SECONDS=f"{self.poll_seconds:g}",
             PREFECT_WORKER_PREFETCH_SECONDS=f"{max(self.poll_seconds, 1):g}",
             PREFECT_LOGGING_LEVEL="INFO",
         )
+
+    def start_worker(self, timeout: float = 180) -> None:
+        since = datetime.now(UTC)
         self.worker = self._launch(Service(
             "worker",
             [sys.executable, "-m", "rprp.worker", "--pool", POOL, "--limit",
              str(self.worker_limit), "--name", "bench-worker"],
-            env, ready=self._pool_ready))
+            self._worker_env(), ready=lambda: self._worker_polling("bench-worker", since)))
         self.worker.wait_ready(timeout, self.stop_event)
+        self.worker_kind = "rprp"
 
-    def _pool_ready(self) -> bool:
+    def use_worker(self, kind: str, timeout: float = 180) -> None:
+        """Swap the worker serving the pool: `rprp` (python -m rprp.worker) or `stock` (Prefect's
+        own `prefect worker start`, same pool, limit and poll), for side-by-side figures."""
+        if self.worker_kind == kind and self.worker is not None and self.worker.running:
+            return
+        self.stop_service(self.worker)
+        self.worker = None
+        if kind == "rprp":
+            self.start_worker(timeout)
+        elif kind == "stock":
+            name, since = "bench-stock", datetime.now(UTC)
+            self.worker = self._launch(Service(
+                "worker-stock",
+                # No --limit: Prefect 3.8's worker with a limit crashes when a run is resumed
+                # before it has released the slot of the process that suspended it ("this
+                # borrower is already holding one of this CapacityLimiter's tokens"), which
+                # instant answers do every step; rprp.worker fixes that. Figure 8 runs one
+                # case at a time, so a limit of 4 would never bind anyway.
+                [sys.executable, "-m", "prefect", "worker", "start", "--pool", POOL,
+                 "--name", name],
+                self._worker_env(), ready=lambda: self._worker_polling(name, since)))
+            self.worker.wait_ready(timeout, self.stop_event)
+        else:
+            raise ValueError(f"unknown worker {kind!r}: rprp or stock")
+        self.worker_kind = kind
+
+    def _worker_polling(self, name: str, since: datetime) -> bool:
+        """The named worker has sent the server a heartbeat since it started (it is polling the
+        pool; a heartbeat from an earlier worker of that name does not count)."""
+        request = urllib.request.Request(
+            f"{self.api_url}/work_pools/{POOL}/workers/filter", data=b"{}", method="POST",
+            headers={"Content-Type": "application/json"})
         try:
-            with urllib.request.urlopen(f"{self.api_url}/work_pools/{POOL}", timeout=2) as r:
-                return json.load(r).get("status") == "READY"
+            with urllib.request.urlopen(request, timeout=2) as r:
+                return any(w.get("name") == name and w.get("last_heartbeat_time")
+                           and datetime.fromisoformat(w["last_heartbeat_time"]) >= since
+                           for w in json.load(r))
         except (OSError, ValueError):
             return False
 

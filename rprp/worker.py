@@ -98,6 +98,55 @@ def _forking() -> bool:
     return os.environ.get("RPRP_WORKER_FORK", "1").strip().lower() not in ("0", "false", "no")
 
 
+SET_WORKING_DIRECTORY = ("prefect.deployments.steps.set_working_directory",
+                         "prefect.deployments.steps.pull.set_working_directory")
+ENTRYPOINT_ENV = "PREFECT__FLOW_ENTRYPOINT"
+
+
+def direct_entrypoint(deployment: Any) -> tuple[Path, str] | None:
+    """(directory, entrypoint) for a deployment whose only pull step sets the working directory
+    to a directory that exists here, as prefect.yaml's do; otherwise None.
+
+    For such a deployment the engine need not read the deployment and run its pull step (a
+    third of a second of API calls and logs per step): the worker starts the run in that
+    directory with Prefect's own PREFECT__FLOW_ENTRYPOINT, which the engine then imports the
+    flow from, as Prefect's runner does. Any other pull step (a clone, a download) still runs.
+    The entrypoint is given as a module path where it can be (`as_module_entrypoint`).
+    """
+    entrypoint = getattr(deployment, "entrypoint", None)
+    pull_steps = getattr(deployment, "pull_steps", None) or []
+    if not isinstance(entrypoint, str) or ":" not in entrypoint or len(pull_steps) != 1:
+        return None
+    only = pull_steps[0]
+    if not isinstance(only, dict) or len(only) != 1:
+        return None
+    [(name, arguments)] = only.items()
+    if name not in SET_WORKING_DIRECTORY or not isinstance(arguments, dict) or \
+            set(arguments) != {"directory"}:
+        return None
+    directory = arguments["directory"]
+    if not isinstance(directory, str) or "{{" in directory or not Path(directory).is_dir():
+        return None
+    return Path(directory), as_module_entrypoint(Path(directory), entrypoint)
+
+
+def as_module_entrypoint(directory: Path, entrypoint: str) -> str:
+    """`flows/case_lifecycle.py:rprp_case` as `flows.case_lifecycle:rprp_case` where the file is
+    a module of a package in `directory`: Prefect then imports it (the fork server's copy, already
+    imported) instead of executing the file again as a second module of its own."""
+    path, name = entrypoint.rsplit(":", 1)
+    relative = Path(path)
+    if relative.is_absolute() or relative.suffix != ".py" or ".." in relative.parts or \
+            not relative.parent.parts or not (directory / relative).is_file():
+        return entrypoint
+    packages = [directory.joinpath(*relative.parent.parts[:i + 1])
+                for i in range(len(relative.parent.parts))]
+    if not all((package / "__init__.py").is_file() for package in packages) or \
+            not all(part.isidentifier() for part in (*relative.parent.parts, relative.stem)):
+        return entrypoint
+    return ".".join((*relative.parent.parts, relative.stem)) + ":" + name
+
+
 class RprpJobConfiguration(ProcessJobConfiguration):
     def prepare_for_flow_run(self, *args: Any, **kwargs: Any) -> None:
         if self.command is None:
@@ -108,6 +157,10 @@ class RprpJobConfiguration(ProcessJobConfiguration):
             else:
                 self.command = ENGINE_COMMAND
         super().prepare_for_flow_run(*args, **kwargs)
+        deployment = kwargs.get("deployment", args[1] if len(args) > 1 else None)
+        direct = direct_entrypoint(deployment)
+        if direct is not None and self.working_dir is None and ENTRYPOINT_ENV not in self.env:
+            self.working_dir, self.env[ENTRYPOINT_ENV] = direct
 
 
 class RprpProcessWorker(ProcessWorker):

@@ -32,7 +32,7 @@ from models.meetings import (
 )
 from tasks.identifiers import mentions_any, name_parts
 from tasks.meeting_links import invitee_link, invitee_token, meeting_page_link
-from tasks.outbox import RenderedEmail, _environment, enqueue_rendered
+from tasks.outbox import RenderedEmail, email_environment, enqueue_rendered
 
 M = MeetingState
 
@@ -116,7 +116,7 @@ def notify(session: Session, meeting: Meeting, *, key: str, recipient: str, titl
                "partnership_name": settings.rpm_partnership_name,
                "business_unit_address": settings.rpm_business_unit_address,
                "title": title, "message": message, "link": link}
-    env = _environment()
+    env = email_environment()
     text_template = env.get_template("rpm_notice.txt")
     subject = " ".join("".join(
         text_template.blocks["subject"](text_template.new_context(context))).split())

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 TINY = ["--cases-lifecycle", "1", "--lifecycle-repeats", "1", "--cases", "3",
         "--sweep-sizes", "20,40", "--wake-targets", "1", "--latency-samples", "2",
         "--intake-requests", "4", "--intake-clients", "2", "--repeats", "1", "--no-profile",
-        "--only", "lifecycle,waiting,sweep,latency,intake"]
+        "--next-wait-cases", "1", "--only", "lifecycle,nextwait,waiting,sweep,latency,intake"]
 
 
 @pytest.mark.integration
@@ -35,7 +35,7 @@ def test_the_bench_harness_runs_every_figure_at_tiny_sizes(tmp_path: Path) -> No
     [json_path] = tmp_path.glob(f"*-{label}.json")
     results = json.loads(json_path.read_text())
     figures = results["figures"]
-    assert set(figures) == {"lifecycle", "waiting", "sweep", "latency", "intake"}
+    assert set(figures) == {"lifecycle", "nextwait", "waiting", "sweep", "latency", "intake"}
     assert not [name for name, fig in figures.items() if "error" in fig]
     assert results["machine"]["cores"] >= 1 and results["machine"]["memory_gb"] > 0
 
@@ -45,8 +45,14 @@ def test_the_bench_harness_runs_every_figure_at_tiny_sizes(tmp_path: Path) -> No
         assert size["checks_passed"], size
         assert size["emails_sent"] > 0 and size["emails_sent_second_run"] == 0
     assert figures["latency"]["measured"] == 2
+    # Figure 8 ran the same case through the product's worker and Prefect's stock one.
+    for worker in ("rprp", "stock"):
+        kinds = figures["nextwait"]["by_worker"][worker]
+        assert kinds["decision -> next wait (Resume in Prefect's UI)"]["n"] == 3, worker
+    assert not figures["nextwait"]["errors"]
     assert figures["intake"]["requests"] == 4 and figures["intake"]["failed_requests"] == 0
 
     summary = json_path.with_suffix(".md").read_text()
     assert "## Machine" in summary and "## 1. Lifecycle overhead" in summary
+    assert "## 8. Answer -> next wait" in summary
     assert "ratio case / bare" in done.stdout, "the table is printed"
