@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 TINY = ["--cases-lifecycle", "1", "--lifecycle-repeats", "1", "--cases", "3",
         "--sweep-sizes", "20,40", "--wake-targets", "1", "--latency-samples", "2",
         "--intake-requests", "4", "--intake-clients", "2", "--repeats", "1", "--no-profile",
-        "--next-wait-cases", "1", "--only", "lifecycle,nextwait,waiting,sweep,latency,intake"]
+        "--next-wait-cases", "1", "--next-wait-workers", "rprp", "--only", "lifecycle,nextwait,waiting,sweep,latency,intake"]
 
 
 @pytest.mark.integration
@@ -45,10 +45,10 @@ def test_the_bench_harness_runs_every_figure_at_tiny_sizes(tmp_path: Path) -> No
         assert size["checks_passed"], size
         assert size["emails_sent"] > 0 and size["emails_sent_second_run"] == 0
     assert figures["latency"]["measured"] == 2
-    # Figure 8 ran the same case through the product's worker and Prefect's stock one.
-    for worker in ("rprp", "stock"):
-        kinds = figures["nextwait"]["by_worker"][worker]
-        assert kinds["decision -> next wait (Resume in Prefect's UI)"]["n"] == 3, worker
+    # Figure 8 through the product's worker (Prefect's stock worker takes 15 s a step, so the
+    # side-by-side run is left to the bench itself).
+    kinds = figures["nextwait"]["by_worker"]["rprp"]
+    assert kinds["decision -> next wait (Resume in Prefect's UI)"]["n"] == 3
     assert not figures["nextwait"]["errors"]
     assert figures["intake"]["requests"] == 4 and figures["intake"]["failed_requests"] == 0
 
