@@ -19,7 +19,8 @@ ROOT = Path(__file__).resolve().parents[2]
 TINY = ["--cases-lifecycle", "1", "--lifecycle-repeats", "1", "--cases", "3",
         "--sweep-sizes", "20,40", "--wake-targets", "1", "--latency-samples", "2",
         "--intake-requests", "4", "--intake-clients", "2", "--repeats", "1", "--no-profile",
-        "--next-wait-cases", "1", "--next-wait-workers", "rprp", "--only", "lifecycle,nextwait,waiting,sweep,latency,intake"]
+        "--next-wait-cases", "1", "--next-wait-workers", "rprp",
+        "--only", "lifecycle,nextwait,waiting,sweep,latency,intake"]
 
 
 @pytest.mark.integration
