@@ -15,6 +15,7 @@ COMMANDS = {
     "portal": "Run the web portal only",
     "users": "Manage portal sign-ins: users add|disable|enable|reset-password|list",
     "bench": "Run the benchmark harness",
+    "chaos": "Cases through their lives on the loopback cluster while parts of it fail",
     "analytics": "Monitoring figures: analytics disproportionality --from --to --characteristic",
     "foi": "Write the FOI return (seed 002): --from DATE --to DATE --out FILE.csv|.xlsx",
     "import": "Load history from the previous system: import cases|workforce FILE.csv",

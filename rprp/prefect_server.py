@@ -55,6 +55,11 @@ class PrefectServer:
     services: Mapping[str, bool] = field(default_factory=dict)
     logging_level: str = ""  # PREFECT_SERVER_LOGGING_LEVEL (default: Prefect's own)
     base_env: Mapping[str, str] | None = None  # the environment to start from (default: ours)
+    # A cluster's API replica (rprp.cluster): its own name and log, no background services
+    # (they run once, in `prefect server services start`), and settings such as Redis's.
+    name: str = "prefect-server"
+    no_services: bool = False
+    extra_env: Mapping[str, str] = field(default_factory=dict)
     service: Service | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
@@ -81,7 +86,7 @@ class PrefectServer:
 
     @property
     def log_path(self) -> Path:
-        return (self.log_dir or self.home) / "prefect-server.log"
+        return (self.log_dir or self.home) / f"{self.name}.log"
 
     @property
     def running(self) -> bool:
@@ -121,6 +126,7 @@ class PrefectServer:
             env["PREFECT_SERVER_LOGGING_LEVEL"] = self.logging_level
         for name, enabled in self.services.items():
             env[f"PREFECT_SERVER_SERVICES_{name.upper()}_ENABLED"] = str(enabled).lower()
+        env.update(self.extra_env)
         return env
 
     def client_env(self) -> dict[str, str]:
@@ -133,7 +139,9 @@ class PrefectServer:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         argv = [sys.executable, "-m", "prefect", "server", "start",
                 "--host", LOOPBACK, "--port", str(self.port)]
-        self.service = Service("prefect-server", argv, self.env(),
+        if self.no_services:
+            argv.append("--no-services")
+        self.service = Service(self.name, argv, self.env(),
                                ready=lambda: http_ok(f"{self.api_url}/health"))
         self.service.start(self.log_path.parent)
         return self.service

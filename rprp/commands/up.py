@@ -41,7 +41,17 @@ def run(argv: list[str]) -> int:
                              "needs real users, RPRP_SECRET_KEY and Prefect API credentials)")
     parser.add_argument("--no-demo-users", action="store_true",
                         help="do not create the demo sign-ins")
+    parser.add_argument("--cluster", action="store_true",
+                        help="a force-shaped installation on loopback instead: PostgreSQL, "
+                             "Redis, two Prefect API replicas behind HAProxy, Prefect's services "
+                             "on their own, two workers and the portal (RPRP_CLUSTER_POSTGRES_URL, "
+                             "RPRP_CLUSTER_REDIS_URL point it at other servers)")
+    parser.add_argument("--workers", type=int, default=2, help="with --cluster: workers (2)")
+    parser.add_argument("--replicas", type=int, default=2,
+                        help="with --cluster: Prefect API replicas (2)")
     args = parser.parse_args(argv)
+    if args.workers < 1 or args.replicas < 1:
+        parser.error("--workers and --replicas must be at least 1")
 
     from rprp.exposure import refusal_message
 
@@ -50,6 +60,18 @@ def run(argv: list[str]) -> int:
     if refused:
         print(refused, file=sys.stderr)
         return 2
+
+    if args.cluster:
+        if args.host != LOOPBACK:
+            print("rprp up --cluster: the cluster is for this machine only: it binds 127.0.0.1",
+                  file=sys.stderr)
+            return 2
+        from rprp.cluster import options_from_environment, run_cluster
+
+        return run_cluster(settings.resolved_data_dir, options_from_environment(
+            args.prefect_port, args.portal_port, portal=not args.no_portal,
+            workers=0 if args.no_worker else args.workers, replicas=args.replicas),
+            demo_users=not args.no_demo_users)
 
     options = StackOptions(
         prefect_port=args.prefect_port,
