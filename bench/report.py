@@ -102,8 +102,17 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
         s = intake["latency"]
         add("5 intake", f"referrals per second, {intake['clients']} clients",
             fmt_summary(intake["per_second"], "range"))
-        add("5 intake", f"latency p50 | p95 (n={s['n']})", f"{fmt(s['median'])} | {fmt(s['p95'])}",
-            "p95 < 250 ms", intake["met"])
+        modes = intake.get("modes") or {}
+        if not modes:  # results written before the asynchronous referral existed
+            add("5 intake", f"latency p50 | p95 (n={s['n']})",
+                f"{fmt(s['median'])} | {fmt(s['p95'])}", "p95 < 250 ms", intake["met"])
+        fast = f"async, {intake['clients']} client{'s' * (intake['clients'] > 1)}"
+        for label, mode in modes.items():
+            m = mode["latency"]
+            add("5 intake", f"{label}: latency p50 | p95 (n={m['n']})",
+                f"{fmt(m['median'])} | {fmt(m['p95'])}",
+                "p95 < 250 ms" if label == fast else "",
+                intake["met"] if label == fast else None)
         if intake["failed_requests"]:
             add("5 intake", "failed requests", str(intake["failed_requests"]), "0", False)
     suite = figures.get("suite")

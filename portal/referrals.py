@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from portal import actions
 from portal.auth import ApiPsd, ApiUser, PsdUser, require_case
 from portal.referral_form import COMPLAINANT_FIELDS, FormState, parse
+from portal.run_starter import RunStarter
 from portal.web import check_csrf, flash, iso_utc, render
 from tasks.action_reviews import review_step
 from tasks.discussion_invitation import meeting_text
@@ -110,36 +111,73 @@ def case_json(case_id: int) -> dict[str, Any]:
     }
 
 
+def run_starter(request: Request) -> RunStarter:
+    """The portal's background starter of flow runs (one per app)."""
+    starter: RunStarter | None = getattr(request.app.state, "run_starter", None)
+    if starter is None:
+        starter = request.app.state.run_starter = RunStarter(actions.start_flow)
+    return starter
+
+
+def wants_async(prefer: str | None) -> bool:
+    """RFC 7240 `Prefer: respond-async` (among other preferences, any case)."""
+    return any(part.split("=", 1)[0].strip().lower() == "respond-async"
+               for item in (prefer or "").split(",") for part in item.split(";")[:1])
+
+
 @api.post("/referrals", status_code=status.HTTP_201_CREATED,
           responses={200: {"description": "The same referral was already received: "
                                           "the existing case"},
+                     202: {"description": "With `Prefer: respond-async`: the case is stored "
+                                          "and its flow run is being started; `Location` (GET "
+                                          "/api/referrals/{id}) shows its flow_run_id once it "
+                                          "has one"},
                      422: {"description": "Invalid referral: one error per field path"}})
 async def create_referral(
+    request: Request,
     referral: ReferralIn,
     user: ApiPsd,
     idempotency_key: Annotated[str | None, Header(
         max_length=96, description="Repeat a request with the same key to get the same case")
     ] = None,
+    prefer: Annotated[str | None, Header(
+        description="`respond-async`: answer as soon as the case is stored (202), and start "
+                    "its flow run in the background")] = None,
 ) -> JSONResponse:
-    """Refer a matter into RPRP (PSD). Stores the case, then starts its flow run."""
+    """Refer a matter into RPRP (PSD). Stores the case, then starts its flow run: before
+    answering (201, with the run's id), or with `Prefer: respond-async` after (202)."""
     key = API_KEY_PREFIX + idempotency_key.strip() if idempotency_key else None
     case, created = actions.store_referral(referral, actor=user.name, idempotency_key=key)
     assert case.id is not None
     flow_run_id = case.flow_run_id
+    body = {"case_id": case.id, "reference": case.reference, "flow_run_id": flow_run_id,
+            "state": case.state.value}
+    if wants_async(prefer):
+        if flow_run_id is None:
+            run_starter(request).soon(case.id)
+        location = f"/api/referrals/{case.id}"
+        return JSONResponse(
+            body | {"status_url": location},
+            status_code=status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK,
+            headers={"Location": location, "Preference-Applied": "respond-async"})
     if flow_run_id is None:  # new, or an earlier attempt found Prefect unreachable
         flow_run_id = await actions.start_flow(case.id)
     return JSONResponse(
-        {"case_id": case.id, "reference": case.reference, "flow_run_id": flow_run_id,
-         "state": actions.load_case(case.id).state.value},
+        body | {"flow_run_id": flow_run_id, "state": actions.load_case(case.id).state.value},
         status_code=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
 @api.get("/referrals/{case_id}")
-async def get_referral(case_id: int, user: ApiUser) -> dict[str, Any]:
+async def get_referral(case_id: int, user: ApiUser, request: Request) -> dict[str, Any]:
     """A case's state, deadlines, pending decision (with its Prefect UI link) and audit trail:
-    PSD for any case, a reviewer for their own."""
+    PSD for any case, a reviewer for their own. A live case still without a flow run (its
+    background start was cut short) has its run started again: asking is enough."""
     try:
         require_case(user, case_id)
     except HTTPException as exc:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"No case with id {case_id}") from exc
-    return case_json(case_id)
+    body = case_json(case_id)
+    if body["flow_run_id"] is None and not body["closed"] \
+            and not actions.is_imported_record(case_id):
+        run_starter(request).soon(case_id)
+    return body

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import re
 import smtplib
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -387,6 +388,78 @@ def test_prefect_unreachable_keeps_the_referral_and_a_retry_starts_it(client, pr
     assert again.json()["case_id"] == case_id
     assert again.json()["flow_run_id"]
     assert prefect.names() == ["start", "start"]
+
+
+ASYNC = {"Prefer": "respond-async"}
+
+
+def run_id_appears(client: TestClient, case_id: int, ceiling: float = 30.0) -> str:
+    """Poll the case as a client would, until its flow run id appears (or the ceiling)."""
+    deadline = time.monotonic() + ceiling
+    while True:
+        body = client.get(f"/api/referrals/{case_id}", auth=PSD_AUTH).json()
+        if body["flow_run_id"]:
+            return str(body["flow_run_id"])
+        assert time.monotonic() < deadline, f"no flow run for case {case_id}: {body}"
+        time.sleep(0.05)
+
+
+def test_respond_async_answers_once_the_case_is_stored_and_the_run_id_appears(
+        client, prefect) -> None:
+    before = case_count()
+    response = client.post("/api/referrals", json=referral_json(), auth=PSD_AUTH,
+                           headers=ASYNC | {"Idempotency-Key": f"async-{uuid.uuid4()}"})
+    assert response.status_code == 202, response.text
+    body = response.json()
+    assert case_count() == before + 1
+    assert response.headers["Preference-Applied"] == "respond-async"
+    assert response.headers["Location"] == f"/api/referrals/{body['case_id']}"
+    assert body["status_url"] == response.headers["Location"]
+    assert body["state"] == "referral_received"
+    run_id = run_id_appears(client, body["case_id"])
+    assert actions.load_case(body["case_id"]).flow_run_id == run_id
+    assert prefect.calls.count(("start", (body["case_id"],))) == 1
+
+
+def test_respond_async_with_prefect_down_starts_the_run_when_prefect_answers(
+        client, prefect) -> None:
+    prefect.reachable = False
+    key = f"async-down-{uuid.uuid4()}"
+    body = referral_json()
+    first = client.post("/api/referrals", json=body, auth=PSD_AUTH,
+                        headers=ASYNC | {"Idempotency-Key": key})
+    assert first.status_code == 202
+    case_id = first.json()["case_id"]
+    # The background start keeps trying; meanwhile the case is stored, with no run.
+    deadline = time.monotonic() + 10
+    while prefect.names().count("start") < 2:
+        assert time.monotonic() < deadline, prefect.calls
+        time.sleep(0.05)
+    assert actions.load_case(case_id).flow_run_id is None
+    # A repeat of the request while it tries: the same case, no second background start.
+    again = client.post("/api/referrals", json=body, auth=PSD_AUTH,
+                        headers=ASYNC | {"Idempotency-Key": key})
+    assert (again.status_code, again.json()["case_id"]) == (200, case_id)
+    prefect.reachable = True
+    run_id_appears(client, case_id)
+    assert client.get(f"/api/referrals/{case_id}", auth=PSD_AUTH).json()["flow_run_id"]
+
+
+def test_asking_for_a_case_left_without_its_run_starts_it(client, prefect) -> None:
+    """The portal stopped before the background start: the next GET starts the run."""
+    prefect.reachable = False
+    created = client.post("/api/referrals", json=referral_json(), auth=PSD_AUTH).json()
+    assert created["flow_run_id"] is None
+    prefect.reachable = True
+    run_id_appears(client, created["case_id"])
+
+
+def test_a_prefer_header_without_respond_async_changes_nothing(client, prefect) -> None:
+    response = client.post("/api/referrals", json=referral_json(), auth=PSD_AUTH,
+                           headers={"Prefer": "return=minimal"})
+    assert response.status_code == 201
+    assert response.json()["flow_run_id"]
+    assert "Preference-Applied" not in response.headers
 
 
 def test_get_referral_shows_state_deadlines_decision_and_audit(client, prefect) -> None:
