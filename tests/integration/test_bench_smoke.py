@@ -52,6 +52,10 @@ def test_the_bench_harness_runs_every_figure_at_tiny_sizes(tmp_path: Path) -> No
     assert kinds["decision -> next wait (Resume in Prefect's UI)"]["n"] == 3
     assert not figures["nextwait"]["errors"]
     assert figures["intake"]["requests"] == 4 and figures["intake"]["failed_requests"] == 0
+    modes = figures["intake"]["modes"]
+    assert set(modes) == {"sync, 1 client", "sync, 2 clients", "async, 1 client",
+                          "async, 2 clients"}
+    assert modes["async, 2 clients"]["statuses"] == {"202": 4}
 
     summary = json_path.with_suffix(".md").read_text()
     assert "## Machine" in summary and "## 1. Lifecycle overhead" in summary
