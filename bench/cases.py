@@ -45,3 +45,22 @@ def open_case_in_db() -> int:
         case, _ = create_case(session, sample_referral(), actor=PSD)
         assert case.id is not None
         return case.id
+
+
+def remember_review(case_id: int, review_run: str) -> int:
+    """What the sweep records when it opens a case's first action-plan review
+    (tasks.deadline_sweep.start_due_reviews): the run that asks it. Returns the id of the
+    case's first action, whose fields the review's form names."""
+    from sqlmodel import select
+
+    from infra.db import session_scope
+    from models import Action, ActionReview
+
+    with session_scope() as session:
+        review = session.exec(select(ActionReview).where(
+            ActionReview.case_id == case_id, ActionReview.number == 1)).one()
+        review.flow_run_id = review_run
+        session.add(review)
+        action = session.exec(select(Action).where(Action.case_id == case_id)).first()
+        assert action is not None and action.id is not None
+        return action.id

@@ -123,17 +123,16 @@ async def _retrying(what: str, action: Callable[[], Awaitable[Any]],
 
 async def drive_case(watcher: RunWatcher, progress: Progress) -> CaseResult:
     """Referral to closure for one case, as bench.lifecycle's driver, through faults."""
-    from sqlmodel import select
-
     from bench.cases import (
         REVIEWER,
         discussion_answer,
         fact_finding_answer,
         open_case_in_db,
+        remember_review,
         report_answer,
     )
     from infra.db import session_scope
-    from models import Action, ActionReview, Case
+    from models import Case
     from models.enums import CaseState
     from portal.auth import User
     from portal.gateway import submit_decision
@@ -195,18 +194,8 @@ async def drive_case(watcher: RunWatcher, progress: Progress) -> CaseResult:
         review_run = await _retrying(f"case {case_id}: open the review",
                                      lambda: start_action_review_flow(case_id, 1))
 
-        def remember_review() -> int:
-            with session_scope() as session:
-                review = session.exec(select(ActionReview).where(
-                    ActionReview.case_id == case_id, ActionReview.number == 1)).one()
-                review.flow_run_id = review_run
-                session.add(review)
-                action = session.exec(select(Action).where(Action.case_id == case_id)).first()
-                assert action is not None and action.id is not None
-                return action.id
-
-        action_id = await _retrying("remember the review",
-                                    lambda: asyncio.to_thread(remember_review))
+        action_id = await _retrying("remember the review", lambda: asyncio.to_thread(
+            remember_review, case_id, review_run))
         after = key if review_run == run_id else None
         key = await step(review_run, after, "", label="review")
         await decide(review_run, key, {

@@ -76,16 +76,16 @@ class Clock:
 
 async def drive_case(watcher: RunWatcher) -> dict[str, Any]:
     """Referral to closure for one case, each input given the moment its step is waiting."""
-    from sqlmodel import select
 
     from bench.cases import (
         discussion_answer,
         fact_finding_answer,
         open_case_in_db,
+        remember_review,
         report_answer,
     )
     from infra.db import session_scope
-    from models import Action, ActionReview, Case
+    from models import Case
     from models.enums import CaseState
     from tasks.casework import record_account
     from tasks.orchestration import start_action_review_flow, start_case_flow, wake_case
@@ -118,17 +118,7 @@ async def drive_case(watcher: RunWatcher) -> dict[str, Any]:
     # What the sweep does when the review falls due (tasks.deadline_sweep.start_due_reviews).
     review_run = await start_action_review_flow(case_id, 1)
 
-    def remember_review() -> int:
-        with session_scope() as session:
-            review = session.exec(select(ActionReview).where(
-                ActionReview.case_id == case_id, ActionReview.number == 1)).one()
-            review.flow_run_id = review_run
-            session.add(review)
-            action = session.exec(select(Action).where(Action.case_id == case_id)).first()
-            assert action is not None and action.id is not None
-            return action.id
-
-    action_id = await asyncio.to_thread(remember_review)
+    action_id = await asyncio.to_thread(remember_review, case_id, review_run)
     # The review is asked in the case's own run (woken for it), so wait for its next pause.
     after = key if review_run == run_id else None
     await watcher.next_pause(review_run, after, STEP_TIMEOUT, f"case {case_id}: review paused")
