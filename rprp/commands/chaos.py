@@ -54,12 +54,12 @@ def run(argv: list[str]) -> int:
         raise KeyboardInterrupt  # SIGTERM as Ctrl-C: the cluster is stopped on the way out
 
     signal.signal(signal.SIGTERM, interrupted)
+    machine = facts()  # at the start: the commit and the load the run began with
     with tempfile.TemporaryDirectory(prefix="rprp-chaos-") as workdir:
         report = asyncio.run(run_chaos(
             args.cases, args.throughput_cases, Path(workdir),
             lambda line: print(line, flush=True), outage_seconds=args.outage_seconds,
             settle_seconds=args.settle_seconds, postgres_url=postgres))
-    machine = facts()
     command = shlex.join(["rprp", "chaos", *argv])
     json_path, md_path = write(report, args.out, command, machine)
     print(md_path.read_text())
