@@ -38,6 +38,11 @@ class Settings(BaseSettings):
                     "the users table at start if missing (development; use `rprp users`)",
     )
     session_hours: int = Field(default=8, description="*policy* a portal session lasts this long")
+    api_credential_seconds: int = Field(
+        default=60, ge=0,
+        description="An API client's HTTP Basic credentials, once checked, are taken without the "
+                    "password hash again for this long (0: check every request); a disabled "
+                    "user or a changed password ends it at once")
     cookie_secure: str = Field(
         default="auto",
         description="Session cookie Secure flag: auto (when served over HTTPS), true or false",

@@ -9,6 +9,10 @@ analysts and operators no case at all.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import secrets
+import time
 from dataclasses import dataclass, field
 from typing import Annotated
 from urllib.parse import quote
@@ -80,15 +84,69 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def authenticate(name: str, password: str, address: str) -> User | None:
-    """Check a password, throttled per account and per address; raises throttle.Throttled."""
+def authenticate(name: str, password: str, address: str, remember: bool = False) -> User | None:
+    """Check a password, throttled per account and per address; raises throttle.Throttled.
+
+    With `remember` (HTTP Basic on the API, where a client sends the same credentials on every
+    request), credentials checked in the last RPRP_API_CREDENTIAL_SECONDS are taken again
+    without the password hash, which is deliberately slow (argon2: tens of milliseconds of CPU a
+    request, most of an intake request's time). See `_VerifiedCredentials`."""
     throttle.check(name, address)
+    if remember:
+        known = _verified.user(name, password)
+        if known is not None:
+            return from_record(known)
     record = users.verify(name, password)
     if record is None:
         throttle.record_failure(name, address)
         return None
     throttle.record_success(name)
+    if remember:
+        _verified.remember(name, password, record)
     return from_record(record)
+
+
+class _VerifiedCredentials:
+    """Credentials this process has checked lately. Kept as an HMAC under a key made at start
+    (never the password, and nothing a memory dump could reverse), with the user's id and the
+    password hash they matched; taken again only while that user is enabled and has that same
+    hash, so `rprp users disable` or a new password ends it at the next request."""
+
+    LIMIT = 1024
+
+    def __init__(self) -> None:
+        self._key = secrets.token_bytes(32)
+        self._entries: dict[bytes, tuple[int, str, float]] = {}
+
+    def _fingerprint(self, name: str, password: str) -> bytes:
+        return hmac.new(self._key, f"{name}\0{password}".encode(), hashlib.sha256).digest()
+
+    def remember(self, name: str, password: str, record: PortalUser) -> None:
+        seconds = get_settings().api_credential_seconds
+        if seconds <= 0 or record.id is None or not record.password_hash:
+            return
+        if len(self._entries) >= self.LIMIT:
+            self._entries.clear()
+        self._entries[self._fingerprint(name, password)] = (
+            record.id, record.password_hash, time.monotonic() + seconds)
+
+    def user(self, name: str, password: str) -> PortalUser | None:
+        key = self._fingerprint(name, password)
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        user_id, password_hash, until = entry
+        record = users.get_user(user_id) if time.monotonic() < until else None
+        if record is None or record.disabled or record.password_hash != password_hash:
+            self._entries.pop(key, None)
+            return None
+        return record
+
+    def forget_all(self) -> None:
+        self._entries.clear()
+
+
+_verified = _VerifiedCredentials()
 
 
 # -- who sees which case ----------------------------------------------------------------------
@@ -286,7 +344,8 @@ def api_user(request: Request,
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "Sign in with HTTP Basic",
                             headers=_CHALLENGE)
     try:
-        user = authenticate(credentials.username, credentials.password, client_address(request))
+        user = authenticate(credentials.username, credentials.password, client_address(request),
+                            remember=True)
     except throttle.Throttled as exc:
         raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, exc.message,
                             headers={"Retry-After": str(exc.retry_after)}) from exc

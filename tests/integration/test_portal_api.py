@@ -1126,3 +1126,67 @@ def test_the_case_page_shows_the_invitation_its_flag_and_the_missed_meeting(
     [invitation] = body["discussion_invitations"]
     assert invitation["outcome"] == "did_not_attend" and invitation["version"] == 1
     assert invitation["beyond_target"] is True and invitation["starts_text"] == when
+
+
+# -- HTTP Basic: credentials checked once, then remembered briefly --------------------------
+
+def _count_hash_checks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    from portal import users
+
+    calls = [0]
+    real = users._hasher
+
+    class Counting:
+        def verify(self, stored: str, password: str) -> bool:
+            calls[0] += 1
+            return real.verify(stored, password)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(real, name)
+
+    monkeypatch.setattr(users, "_hasher", Counting())
+    return calls
+
+
+def test_an_api_client_pays_for_the_password_hash_once(client, prefect, monkeypatch) -> None:
+    from portal.auth import _verified
+
+    _verified.forget_all()
+    calls = _count_hash_checks(monkeypatch)
+    case_id = refer(client)["case_id"]
+    for _ in range(3):
+        assert client.get(f"/api/referrals/{case_id}", auth=PSD_AUTH).status_code == 200
+    assert calls[0] == 1
+    # A wrong password is checked (and refused) every time, never taken from the memory.
+    assert client.get(f"/api/referrals/{case_id}", auth=(PSD_AUTH[0], "wrong")).status_code == 401
+    assert calls[0] == 2
+
+
+def test_remembered_credentials_end_when_the_user_is_disabled_or_the_password_changes(
+        client, prefect, monkeypatch) -> None:
+    from portal import users
+    from portal.auth import _verified
+
+    _verified.forget_all()
+    case_id = refer(client)["case_id"]
+    assert client.get(f"/api/referrals/{case_id}", auth=PSD_AUTH).status_code == 200
+    users.set_disabled(PSD_AUTH[0], True)
+    assert client.get(f"/api/referrals/{case_id}", auth=PSD_AUTH).status_code == 401
+    users.set_disabled(PSD_AUTH[0], False)
+    assert client.get(f"/api/referrals/{case_id}", auth=PSD_AUTH).status_code == 200
+    users.reset_password(PSD_AUTH[0], "a-new-long-password-1")
+    assert client.get(f"/api/referrals/{case_id}", auth=PSD_AUTH).status_code == 401
+    assert client.get(f"/api/referrals/{case_id}",
+                      auth=(PSD_AUTH[0], "a-new-long-password-1")).status_code == 200
+
+
+def test_no_memory_of_credentials_when_the_policy_says_zero(client, prefect, monkeypatch) -> None:
+    from portal.auth import _verified
+
+    _verified.forget_all()
+    monkeypatch.setenv("RPRP_API_CREDENTIAL_SECONDS", "0")
+    reset_settings()
+    calls = _count_hash_checks(monkeypatch)
+    case_id = refer(client)["case_id"]
+    client.get(f"/api/referrals/{case_id}", auth=PSD_AUTH)
+    assert calls[0] == 2
