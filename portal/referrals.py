@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from typing import Annotated, Any
 
@@ -147,7 +148,10 @@ async def create_referral(
     """Refer a matter into RPRP (PSD). Stores the case, then starts its flow run: before
     answering (201, with the run's id), or with `Prefer: respond-async` after (202)."""
     key = API_KEY_PREFIX + idempotency_key.strip() if idempotency_key else None
-    case, created = actions.store_referral(referral, actor=user.name, idempotency_key=key)
+    # In a thread: the event loop serves the other clients (and the background starts) while
+    # this one's transaction is with the database.
+    case, created = await asyncio.to_thread(actions.store_referral, referral, actor=user.name,
+                                            idempotency_key=key)
     assert case.id is not None
     flow_run_id = case.flow_run_id
     body = {"case_id": case.id, "reference": case.reference, "flow_run_id": flow_run_id,

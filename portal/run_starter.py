@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 FIRST_RETRY = 0.5
 MAX_RETRY = 60.0
+STARTS_AT_ONCE = 2
 
 
 class RunStarter:
@@ -33,6 +34,8 @@ class RunStarter:
         self._first_retry = first_retry
         self._max_retry = max_retry
         self._tasks: dict[int, asyncio.Task[str | None]] = {}
+        # Two starts at a time: a burst of referrals is answered first, its runs follow.
+        self._gate = asyncio.Semaphore(STARTS_AT_ONCE)
 
     def soon(self, case_id: int) -> None:
         """Start the case's run in the background, unless a start is already under way."""
@@ -50,7 +53,8 @@ class RunStarter:
         delay = self._first_retry
         while True:
             try:
-                run_id = await self._start(case_id)
+                async with self._gate:
+                    run_id = await self._start(case_id)
             except Exception as exc:  # noqa: BLE001 - whatever went wrong, try again later
                 log.warning("flow run for case %s not started: %s", case_id,
                             type(exc).__name__)
