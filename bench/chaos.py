@@ -552,6 +552,7 @@ async def run(cases: int, throughput_cases: int, workdir: Path, log: Callable[[s
 
     options = ClusterOptions(
         database_prefix=f"rprp_chaos_{os.getpid()}", own_redis=True, drop_databases=True,
+        own_mail_sink=True,
         scheduler=False, prefect_port=free_port(), portal_port=free_port(),
         extra_env=dict(CHAOS_ENV))
     if postgres_url:

@@ -171,6 +171,7 @@ class ClusterOptions:
     scheduler: bool = True  # the services process's scheduler (prefect.yaml's morning sweep)
     poll_seconds: float = 1.0
     drop_databases: bool = False  # at down(): tests and the chaos suite start afresh
+    own_mail_sink: bool = False  # the sink even when RPRP_SMTP_HOST is set (chaos counts there)
     ready_timeout: float = 240.0
     extra_env: dict[str, str] = field(default_factory=dict)
 
@@ -197,7 +198,7 @@ class Cluster:
         self.replica_ports = [free_port() for _ in range(options.replicas)]
         self.redis_port = free_port()
         self.smtp_port = free_port()
-        self.use_mail_sink = not os.environ.get("RPRP_SMTP_HOST")
+        self.use_mail_sink = options.own_mail_sink or not os.environ.get("RPRP_SMTP_HOST")
         self.prefect_database = f"{options.database_prefix}_prefect"
         self.case_database = f"{options.database_prefix}_cases"
         self._redis_url = options.redis_url
