@@ -567,7 +567,7 @@ async def run(cases: int, throughput_cases: int, workdir: Path, log: Callable[[s
         os.environ.update(cluster.client_env())
         reset_settings()
         report.update(await _phases(cluster, cases, throughput_cases, log, outage_seconds,
-                                    settle_seconds, sweep_seconds, options))
+                                    settle_seconds, sweep_seconds))
     finally:
         cluster.down()
     report["wall_seconds"] = round(time.monotonic() - t0, 1)
@@ -576,7 +576,7 @@ async def run(cases: int, throughput_cases: int, workdir: Path, log: Callable[[s
 
 async def _phases(cluster: Cluster, cases: int, throughput_cases: int,
                   log: Callable[[str], None], outage_seconds: float, settle_seconds: float,
-                  sweep_seconds: float, options: ClusterOptions) -> dict[str, Any]:
+                  sweep_seconds: float) -> dict[str, Any]:
     # Prefect read its settings when it was imported: point this process's client at the
     # cluster for the phases (the children were started with it in their environment).
     import logging
@@ -638,7 +638,7 @@ async def _phases(cluster: Cluster, cases: int, throughput_cases: int,
             "throughput": throughput, "sweeps_run": sweeps,
             "settings": {"outage_seconds": outage_seconds, "settle_seconds": settle_seconds,
                          "sweep_seconds": sweep_seconds, "workers": 2, "replicas": 2,
-                         "worker_limit": options.worker_limit, **CHAOS_ENV},
+                         "worker_limit": cluster.options.worker_limit, **CHAOS_ENV},
         })
     return report
 

@@ -112,12 +112,14 @@ async def _modes(base_url: str, requests: int, clients: int, repeats: int, log: 
         for n in sorted({1, clients}):
             label = f"{'async' if asynchronous else 'sync'}, {n} client{'s' * (n > 1)}"
             bursts, case_ids = [], []
+            started_runs = 0
             for r in range(repeats):
                 log(f"intake: {label}, repeat {r + 1}/{repeats}")
                 bursts.append(await _burst(base_url, [referral_data() for _ in range(requests)],
                                            n, created, asynchronous, case_ids))
                 if asynchronous:  # the next burst does not share the loop with these starts
-                    started = await _runs_of_cases(case_ids)
+                    started = await _runs_of_cases(case_ids[-requests:])
+                    started_runs += len(started)
                     created += started
             latencies = [x for b in bursts for x in b["latencies"]]
             statuses: dict[str, int] = {}
@@ -126,7 +128,9 @@ async def _modes(base_url: str, requests: int, clients: int, repeats: int, log: 
                     statuses[code] = statuses.get(code, 0) + count
             modes[label] = {"latency": summary(latencies),
                             "per_second": summary([b["per_second"] for b in bursts], unit="/s"),
-                            "statuses": statuses}
+                            "statuses": statuses,
+                            # async: runs the portal started after answering, of the referrals
+                            "runs_started": started_runs if asynchronous else None}
     return modes
 
 

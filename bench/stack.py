@@ -8,31 +8,20 @@ tests do (rprp.prefect_server); bench code does not import from tests/.
 
 from __future__ import annotations
 
-import json
 import os
-import socket
 import sys
 import threading
 import time
-import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from rprp.prefect_server import POOL, PrefectServer
-from rprp.processes import LOOPBACK, Service, free_port, http_ok
+from rprp.prefect_server import POOL, PrefectServer, worker_polling
+from rprp.processes import LOOPBACK, Service, free_port, http_ok, tcp_open
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKER_LIMIT = 4  # as `rprp up` and the tests: a limit is needed on a SQLite Prefect DB
-
-
-def tcp_open(port: int) -> bool:
-    try:
-        with socket.create_connection((LOOPBACK, port), timeout=1):
-            return True
-    except OSError:
-        return False
 
 
 # --- databases ----------------------------------------------------------------------------------
@@ -302,18 +291,7 @@ class BenchStack:
         self.worker_kind = kind
 
     def _worker_polling(self, name: str, since: datetime) -> bool:
-        """The named worker has sent the server a heartbeat since it started (it is polling the
-        pool; a heartbeat from an earlier worker of that name does not count)."""
-        request = urllib.request.Request(
-            f"{self.api_url}/work_pools/{POOL}/workers/filter", data=b"{}", method="POST",
-            headers={"Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(request, timeout=2) as r:
-                return any(w.get("name") == name and w.get("last_heartbeat_time")
-                           and datetime.fromisoformat(w["last_heartbeat_time"]) >= since
-                           for w in json.load(r))
-        except (OSError, ValueError):
-            return False
+        return worker_polling(self.api_url, name, since)
 
     def start_portal(self, timeout: float = 120) -> None:
         if self.portal is not None and self.portal.running:

@@ -23,23 +23,35 @@ and restart one part at a time; `down()` stops everything this cluster started, 
 
 from __future__ import annotations
 
-import base64
-import json
+import functools
 import os
 import shutil
 import signal
 import socket
 import sys
 import threading
-import time
-import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 from infra.settings import PROJECT_ROOT
-from rprp.prefect_server import POOL, PrefectServer, asyncpg_url, register_deployments
-from rprp.processes import LOOPBACK, Service, StackError, free_port, http_ok, port_is_free
+from rprp.prefect_server import (
+    POOL,
+    PrefectServer,
+    asyncpg_url,
+    register_deployments,
+    worker_polling,
+)
+from rprp.processes import (
+    LOOPBACK,
+    Service,
+    StackError,
+    free_port,
+    http_ok,
+    port_is_free,
+    tcp_open,
+)
 
 DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379"
@@ -52,14 +64,6 @@ def haproxy_binary() -> str | None:
     if found:
         return found
     return "/usr/sbin/haproxy" if os.access("/usr/sbin/haproxy", os.X_OK) else None
-
-
-def tcp_open(port: int, host: str = LOOPBACK) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=1):
-            return True
-    except OSError:
-        return False
 
 
 def redis_answers(url: str) -> bool:
@@ -231,8 +235,10 @@ class Cluster:
     def prefect_db_url(self) -> str:
         return asyncpg_url(database_url(self.options.postgres_url, self.prefect_database, ""))
 
-    @property
+    @functools.cached_property
     def auth_string(self) -> str:
+        """PREFECT_SERVER_API_AUTH_STRING, or a secret made once under the cluster's home (read
+        once: every child's environment and every readiness check asks for it)."""
         given = os.environ.get("PREFECT_SERVER_API_AUTH_STRING", "")
         if given:
             return given
@@ -443,11 +449,12 @@ class Cluster:
         """One more rprp.worker on the pool; its name (cluster-worker-N)."""
         self._worker_serial += 1
         name = f"cluster-worker-{self._worker_serial}"
-        since = time.time()
+        since = datetime.now(UTC)
         self.workers[name] = self._launch(Service(
             name, [sys.executable, "-m", "rprp.worker", "--pool", POOL, "--limit",
                    str(self.options.worker_limit), "--name", name],
-            self._worker_env(), ready=lambda: self.worker_polling(name, since)))
+            self._worker_env(),
+            ready=lambda: worker_polling(self.api_url, name, since, self.auth_string)))
         return name
 
     def kill_worker(self, name: str) -> list[int]:
@@ -461,29 +468,6 @@ class Cluster:
 
     def stop_worker(self, name: str) -> None:
         self._stop(self.workers.pop(name))
-
-    def worker_polling(self, name: str, since: float) -> bool:
-        """The named worker has sent a heartbeat since `since` (it is polling the pool)."""
-        from datetime import datetime
-
-        body = self._api("POST", f"/work_pools/{POOL}/workers/filter", {})
-        if not isinstance(body, list):
-            return False
-        return any(w.get("name") == name and w.get("last_heartbeat_time")
-                   and datetime.fromisoformat(w["last_heartbeat_time"]).timestamp() >= since - 1
-                   for w in body if isinstance(w, dict))
-
-    def _api(self, method: str, path: str, body: object | None = None) -> object:
-        request = urllib.request.Request(
-            f"{self.api_url}{path}", method=method,
-            data=json.dumps(body).encode() if body is not None else None,
-            headers={"Content-Type": "application/json", "Authorization": "Basic "
-                     + base64.b64encode(self.auth_string.encode()).decode()})
-        try:
-            with urllib.request.urlopen(request, timeout=5) as response:
-                return json.load(response)
-        except (OSError, ValueError):
-            return None
 
     def _start_portal(self) -> None:
         self.portal = self._launch(Service(

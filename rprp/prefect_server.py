@@ -12,11 +12,15 @@ a free port and read the log for failures; the bench runs without credentials.
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import sys
 import threading
+import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from infra.settings import PROJECT_ROOT
@@ -171,6 +175,25 @@ class PrefectServer:
         env = dict(os.environ if base_env is None else base_env)
         env.update(self.client_env())
         register_deployments(env, self.log_path.parent, timeout, stop)
+
+
+def worker_polling(api_url: str, name: str, since: datetime, auth_string: str = "") -> bool:
+    """The named worker has sent the server a heartbeat since `since`: it is polling the pool
+    (a heartbeat from an earlier worker of that name does not count). A worker's readiness."""
+    request = urllib.request.Request(
+        f"{api_url}/work_pools/{POOL}/workers/filter", data=b"{}", method="POST",
+        headers={"Content-Type": "application/json"})
+    if auth_string:
+        request.add_header("Authorization",
+                           "Basic " + base64.b64encode(auth_string.encode()).decode())
+    try:
+        with urllib.request.urlopen(request, timeout=2) as response:
+            workers = json.load(response)
+    except (OSError, ValueError):
+        return False
+    return isinstance(workers, list) and any(
+        isinstance(w, dict) and w.get("name") == name and w.get("last_heartbeat_time")
+        and datetime.fromisoformat(w["last_heartbeat_time"]) >= since for w in workers)
 
 
 def deploy_step(env: Mapping[str, str]) -> Service:

@@ -62,6 +62,16 @@ def http_ok(url: str, timeout: float = 2.0) -> bool:
         return False
 
 
+def tcp_open(port: int, host: str = LOOPBACK) -> bool:
+    """Whether something accepts connections on `port`: a server without an HTTP health check
+    (an SMTP sink, Redis) is ready."""
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
 def tail(path: Path | None, lines: int = 15) -> str:
     """The end of a log, indented, to quote in an error message."""
     if path is None or not path.exists():

@@ -56,6 +56,9 @@ def test_the_bench_harness_runs_every_figure_at_tiny_sizes(tmp_path: Path) -> No
     assert set(modes) == {"sync, 1 client", "sync, 2 clients", "async, 1 client",
                           "async, 2 clients"}
     assert modes["async, 2 clients"]["statuses"] == {"202": 4}
+    # ... and the portal started every one of those cases' runs on the real Prefect server after.
+    assert modes["async, 2 clients"]["runs_started"] == 4
+    assert modes["async, 1 client"]["runs_started"] == 4
 
     summary = json_path.with_suffix(".md").read_text()
     assert "## Machine" in summary and "## 1. Lifecycle overhead" in summary

@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from rprp.cluster import drop_database, haproxy_binary, redis_answers
+from rprp.cluster import database_url, drop_database, haproxy_binary, redis_answers
 from rprp.processes import descendants, free_port, port_is_free
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -102,8 +102,7 @@ def test_cluster_up_serves_through_the_balancer_and_stops_everything(
             [sys.executable, "-m", "rprp.cli", "sweep"], cwd=ROOT, capture_output=True,
             text=True, timeout=180, env=clean_env(
                 tmp_path / "data", PREFECT_API_URL=api, PREFECT_API_AUTH_STRING=key,
-                RPRP_DATABASE_URL=f"postgresql://postgres@127.0.0.1:5432/{prefix}_cases"
-                if "127.0.0.1:5432" in server_url() else ""))
+                RPRP_DATABASE_URL=database_url(server_url(), f"{prefix}_cases", "psycopg")))
         assert sweep.returncode == 0, sweep.stderr[-3000:]
         assert json.loads(sweep.stdout)["errors"] == []
         family = descendants(process.pid)
