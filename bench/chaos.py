@@ -8,9 +8,11 @@ Three phases on one cluster:
 3. chaos: `cases` cases (default 200) with two workers while, one after another, a worker is
    SIGKILLed mid-step and another started, one API replica is SIGKILLed and brought back, the
    SMTP server is stopped for a while, two sweeps run at once and the same sweep runs twice,
-   Redis is restarted, every case-DB connection is ended (the pools must reconnect), and every
-   connection of both databases is ended (what a PostgreSQL restart does to its clients; the
-   machine's PostgreSQL is shared, so it is not restarted itself).
+   Redis is restarted, every case-DB connection is ended (the pools must reconnect), every
+   connection of both databases is ended, and PostgreSQL itself is restarted (fast shutdown,
+   down for a while, started again). The cluster runs a PostgreSQL server of its own for this
+   (initdb in a temporary directory); with `--postgres` given, or without PostgreSQL's binaries,
+   it uses that shared server and leaves the restart out.
 
 The driver gives each input the moment its step waits, as a person would (the account through
 the case record, decisions through the gateway's code), and tries again when a fault gets in the
@@ -41,7 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.watch import RunWatcher
-from rprp.cluster import Cluster, ClusterOptions, end_connections
+from rprp.cluster import Cluster, ClusterOptions, end_connections, postgres_binaries
 
 STEP_TIMEOUT = 900.0
 ACTION_TIMEOUT = 300.0  # one input, retried through a fault
@@ -268,10 +270,16 @@ class Chaos:
         return self.progress.since(since) is not None or not await _any_live_case_runs()
 
     FAULTS = ("kill_worker", "kill_replica", "stop_smtp", "sweeps", "restart_redis",
-              "end_case_db_connections", "end_all_db_connections")
+              "end_case_db_connections", "end_all_db_connections", "restart_postgres")
+
+    @staticmethod
+    def faults_for(cluster: Cluster) -> tuple[str, ...]:
+        """Every fault, but a PostgreSQL restart only on a server the cluster started."""
+        return tuple(name for name in Chaos.FAULTS
+                     if name != "restart_postgres" or cluster.options.own_postgres)
 
     async def run(self) -> list[Fault]:
-        for inject in (getattr(self, name) for name in self.FAULTS):
+        for inject in (getattr(self, name) for name in self.faults_for(self.cluster)):
             fault = Fault(inject.__name__.replace("_", "-"))
             self.faults.append(fault)
             self.log(f"chaos: {fault.name}")
@@ -356,7 +364,7 @@ class Chaos:
         await self._recovered(fault, lambda: self._next_step(fault.cleared_at))
 
     async def end_case_db_connections(self, fault: Fault) -> None:
-        ended = await asyncio.to_thread(end_connections, self.cluster.options.postgres_url,
+        ended = await asyncio.to_thread(end_connections, self.cluster.postgres_url,
                                         self.cluster.case_database)
         fault.detail = f"{ended} connections ended"
         fault.cleared_at = time.monotonic()
@@ -365,9 +373,18 @@ class Chaos:
     async def end_all_db_connections(self, fault: Fault) -> None:
         ended = 0
         for name in (self.cluster.prefect_database, self.cluster.case_database):
-            ended += await asyncio.to_thread(end_connections, self.cluster.options.postgres_url,
-                                             name)
+            ended += await asyncio.to_thread(end_connections, self.cluster.postgres_url, name)
         fault.detail = f"{ended} connections ended (Prefect DB and case DB)"
+        fault.cleared_at = time.monotonic()
+        await self._recovered(fault, lambda: self._next_step(fault.cleared_at))
+
+    async def restart_postgres(self, fault: Fault) -> None:
+        """Fast shutdown of the cluster's own PostgreSQL server (every connection to both
+        databases ended; the API replicas, the services, the workers' runs and the portal all
+        lose their database), `outage` seconds down, then started again; recovered when a step
+        completes after it is back."""
+        await asyncio.to_thread(self.cluster.restart_postgres, self.outage)
+        fault.detail = f"PostgreSQL stopped (fast shutdown) for {self.outage:.0f} s, restarted"
         fault.cleared_at = time.monotonic()
         await self._recovered(fault, lambda: self._next_step(fault.cleared_at))
 
@@ -556,7 +573,12 @@ async def run(cases: int, throughput_cases: int, workdir: Path, log: Callable[[s
         scheduler=False, prefect_port=free_port(), portal_port=free_port(),
         extra_env=dict(CHAOS_ENV))
     if postgres_url:
-        options.postgres_url = postgres_url
+        options.postgres_url = postgres_url  # a server given: its connections are ended
+    elif postgres_binaries() is not None:
+        options.own_postgres = True  # a server of its own, which the faults restart
+    else:
+        options.postgres_url = os.environ.get("RPRP_CLUSTER_POSTGRES_URL", "").strip() \
+            or options.postgres_url
     cluster = Cluster(workdir, options)
     t0 = time.monotonic()
     report: dict[str, Any] = {"started": datetime.now(UTC).isoformat(timespec="seconds")}
@@ -615,7 +637,7 @@ async def _phases(cluster: Cluster, cases: int, throughput_cases: int,
         chaos_t0 = time.monotonic()
         # Referrals spread over the faults (and the minute and more a killed worker's runs
         # wait to be found stalled), so that every fault finds cases in flight.
-        faults_window = len(Chaos.FAULTS) * (outage_seconds + settle_seconds) + 90
+        faults_window = len(Chaos.faults_for(cluster)) * (outage_seconds + settle_seconds) + 90
         driving = asyncio.create_task(batch(cases, progress, spread_seconds=faults_window))
         await asyncio.sleep(min(20.0, settle_seconds * 2))  # cases in flight before the first
         faults = await chaos.run()

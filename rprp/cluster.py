@@ -4,7 +4,8 @@ What a force runs on several machines (README, "A force's installation"), starte
 that it can be tested rather than only described:
 
 - PostgreSQL for Prefect's database and for the case DB (two databases on the server it is
-  given, created when missing);
+  given, created when missing), or on a PostgreSQL server of its own (`own_postgres`: a
+  throwaway cluster from initdb, which the chaos suite restarts);
 - Redis for Prefect's messaging, event ordering, lease storage and docket (prefect-redis): the
   local one when it answers, or a `redis-server` of its own;
 - `prefect server database upgrade` once, then two (or more) API replicas,
@@ -64,6 +65,43 @@ def haproxy_binary() -> str | None:
     if found:
         return found
     return "/usr/sbin/haproxy" if os.access("/usr/sbin/haproxy", os.X_OK) else None
+
+
+def postgres_binaries() -> Path | None:
+    """The directory with PostgreSQL's initdb and postgres: on PATH, or Debian's newest
+    /usr/lib/postgresql/<version>/bin (not on PATH there)."""
+    found = shutil.which("initdb")
+    if found and shutil.which("postgres"):
+        return Path(found).parent
+    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"),
+                      key=lambda path: int(path.parent.parent.name)
+                      if path.parent.parent.name.isdigit() else 0)
+    return versions[-1].parent if versions else None
+
+
+def postgres_user() -> str | None:
+    """Whom a private PostgreSQL server runs as: us, or `postgres` when we are root (the
+    server refuses to run as root)."""
+    if os.geteuid() != 0:
+        return None
+    import pwd
+
+    try:
+        pwd.getpwnam("postgres")
+    except KeyError as exc:
+        raise StackError("a PostgreSQL server of our own cannot run as root, and there is no "
+                         "postgres user to run it as") from exc
+    return "postgres"
+
+
+def postgres_answers(url: str) -> bool:
+    import psycopg
+
+    try:
+        with psycopg.connect(database_url(url, "postgres", ""), connect_timeout=2):
+            return True
+    except Exception:  # noqa: BLE001 - not up (yet)
+        return False
 
 
 def redis_answers(url: str) -> bool:
@@ -166,6 +204,9 @@ class ClusterOptions:
     # Empty: the local Redis if it answers at 127.0.0.1:6379, else a redis-server of our own.
     redis_url: str = ""
     own_redis: bool = False  # always start a redis-server of our own (chaos restarts it)
+    # A throwaway PostgreSQL server of our own (initdb in a temporary directory, removed at
+    # down()) instead of `postgres_url`: the chaos suite restarts it.
+    own_postgres: bool = False
     replicas: int = 2
     workers: int = 2
     worker_limit: int = WORKER_LIMIT
@@ -196,6 +237,9 @@ class Cluster:
         self.workers: dict[str, Service] = {}
         self.mail_sink: Service | None = None
         self.redis: Service | None = None
+        self.postgres: Service | None = None
+        self.postgres_dir: Path | None = None
+        self.postgres_port = free_port()
         self.balancer: Service | None = None
         self.portal: Service | None = None
         self.prefect_services: Service | None = None
@@ -228,12 +272,19 @@ class Cluster:
         return self._redis_url or f"redis://{LOOPBACK}:{self.redis_port}"
 
     @property
+    def postgres_url(self) -> str:
+        """The PostgreSQL server holding the two databases."""
+        if self.options.own_postgres:
+            return f"postgresql://postgres@{LOOPBACK}:{self.postgres_port}/postgres"
+        return self.options.postgres_url
+
+    @property
     def case_url(self) -> str:
-        return database_url(self.options.postgres_url, self.case_database, "psycopg")
+        return database_url(self.postgres_url, self.case_database, "psycopg")
 
     @property
     def prefect_db_url(self) -> str:
-        return asyncpg_url(database_url(self.options.postgres_url, self.prefect_database, ""))
+        return asyncpg_url(database_url(self.postgres_url, self.prefect_database, ""))
 
     @functools.cached_property
     def auth_string(self) -> str:
@@ -299,6 +350,9 @@ class Cluster:
         self._check()
         if self.use_mail_sink:
             self.start_mail_sink()
+        if self.options.own_postgres:
+            self._init_postgres()
+            self.start_postgres()
         self._start_redis()
         self._databases()
         self._upgrade_prefect_database()
@@ -320,16 +374,22 @@ class Cluster:
                            ("portal", self.options.portal_port)):
             if (name != "portal" or self.options.portal) and not port_is_free(port):
                 raise StackError(f"port {port} on {LOOPBACK} (for the {name}) is in use")
-        try:
-            import psycopg
+        if self.options.own_postgres:
+            if postgres_binaries() is None:
+                raise StackError("a PostgreSQL server of its own needs PostgreSQL's initdb and "
+                                 "postgres, which are not installed (apt-get install postgresql)")
+            postgres_user()
+        else:
+            try:
+                import psycopg
 
-            with psycopg.connect(database_url(self.options.postgres_url, "postgres", ""),
-                                 connect_timeout=5):
-                pass
-        except Exception as exc:  # noqa: BLE001 - whatever the driver says, say it plainly
-            raise StackError(
-                f"the cluster needs PostgreSQL at {self.options.postgres_url} (a server on which "
-                f"it may create databases; RPRP_CLUSTER_POSTGRES_URL): {exc}") from exc
+                with psycopg.connect(database_url(self.options.postgres_url, "postgres", ""),
+                                     connect_timeout=5):
+                    pass
+            except Exception as exc:  # noqa: BLE001 - whatever the driver says, say it plainly
+                raise StackError(
+                    f"the cluster needs PostgreSQL at {self.options.postgres_url} (a server on "
+                    f"which it may create databases; RPRP_CLUSTER_POSTGRES_URL): {exc}") from exc
         if not self._redis_url and not self.options.own_redis and redis_answers(
                 DEFAULT_REDIS_URL):
             self._redis_url = DEFAULT_REDIS_URL
@@ -370,10 +430,54 @@ class Cluster:
         self.redis = None
         self._start_redis()
 
+    def _init_postgres(self) -> None:
+        """initdb a throwaway cluster in a directory of its own under the system's temporary
+        directory (which the postgres user can reach when we are root; ours may not be)."""
+        import tempfile
+
+        user = postgres_user()
+        self.postgres_dir = Path(tempfile.mkdtemp(prefix="rprp-cluster-pg-"))
+        if user is not None:
+            shutil.chown(self.postgres_dir, user)
+        binaries = postgres_binaries()
+        assert binaries is not None  # _check said so
+        Service("postgres-initdb",
+                [str(binaries / "initdb"), "-D", str(self.postgres_dir / "data"), "-U",
+                 "postgres", "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync"],
+                self._postgres_env(), cwd=self.postgres_dir, user=user,
+                ).run_to_end(self.log_dir, 120, self.stop_event)
+
+    def _postgres_env(self) -> dict[str, str]:
+        return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C",
+                "TZ": "UTC"}
+
+    def start_postgres(self) -> None:
+        """The private server on its port, loopback only, its socket in its own directory;
+        enough connections for two replicas, the services, the workers' runs and the portal."""
+        assert self.postgres_dir is not None and (binaries := postgres_binaries()) is not None
+        self.postgres = self._launch(Service(
+            "postgres", [str(binaries / "postgres"), "-D", str(self.postgres_dir / "data"),
+                         "-p", str(self.postgres_port), "-k", str(self.postgres_dir),
+                         "-c", f"listen_addresses={LOOPBACK}", "-c", "max_connections=300"],
+            self._postgres_env(), cwd=self.postgres_dir, user=postgres_user(),
+            stop_signal=signal.SIGINT, ready=lambda: postgres_answers(self.postgres_url)))
+
+    def restart_postgres(self, down_seconds: float = 0.0) -> None:
+        """Stop the private server as an operator's restart does (fast shutdown: every
+        connection is ended, what was committed stays), wait, and start it again."""
+        if self.postgres is None:
+            raise StackError("this cluster uses a PostgreSQL it did not start; it will not "
+                             "restart it")
+        self._stop(self.postgres)
+        self.postgres = None
+        if down_seconds:
+            self.stop_event.wait(down_seconds)
+        self.start_postgres()
+
     def _databases(self) -> None:
         for name, extensions in ((self.prefect_database, ("pg_trgm",)),
                                  (self.case_database, ())):
-            if ensure_database(self.options.postgres_url, name, extensions):
+            if ensure_database(self.postgres_url, name, extensions):
                 self._created.append(name)
         from infra.migrations import upgrade_to_head
 
@@ -503,7 +607,11 @@ class Cluster:
             except Exception as exc:  # noqa: BLE001 - stop the rest whatever one does
                 print(f"cluster: stopping {service.name}: {exc}", file=sys.stderr)
         self.workers.clear()
-        if self.options.drop_databases:
+        if self.postgres_dir is not None:
+            # The private server has stopped with the rest; its cluster goes with it.
+            shutil.rmtree(self.postgres_dir, ignore_errors=True)
+            self.postgres_dir = None
+        elif self.options.drop_databases:
             try:
                 from infra.db import engine_for
 
@@ -512,7 +620,7 @@ class Cluster:
                 pass
             for name in (self.case_database, self.prefect_database):
                 try:
-                    drop_database(self.options.postgres_url, name)
+                    drop_database(self.postgres_url, name)
                 except Exception as exc:  # noqa: BLE001
                     print(f"cluster: dropping {name}: {exc}", file=sys.stderr)
 
@@ -523,6 +631,8 @@ class Cluster:
             ("Services", "prefect server services start (one process)"),
             ("Prefect DB", f"PostgreSQL database {self.prefect_database}"),
             ("Case DB", f"PostgreSQL database {self.case_database}"),
+            ("PostgreSQL", self.postgres_url.replace("postgresql://", "", 1)
+             + (" (its own server)" if self.postgres else "")),
             ("Redis", self.redis_url + (" (its own redis-server)" if self.redis else "")),
             ("Workers", f"{len(self.workers)} x rprp.worker, up to "
                         f"{self.options.worker_limit} runs each"),

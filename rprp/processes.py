@@ -142,6 +142,11 @@ class Service:
     cwd: Path = PROJECT_ROOT
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     log_path: Path | None = None
+    # Run as this user (PostgreSQL's server refuses to run as root); None: as we are.
+    user: str | None = None
+    # What asks it to stop: SIGTERM, or SIGINT for PostgreSQL (its "fast" shutdown; SIGTERM
+    # there waits for every client to leave).
+    stop_signal: int = signal.SIGTERM
 
     def start(self, log_dir: Path) -> None:
         self.log_path = log_dir / f"{self.name}.log"
@@ -151,7 +156,7 @@ class Service:
             log.flush()
             self.process = subprocess.Popen(
                 self.argv, cwd=self.cwd, env=self.env, stdin=subprocess.DEVNULL,
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True, user=self.user)
 
     @property
     def running(self) -> bool:
@@ -188,12 +193,13 @@ class Service:
             raise self.failure(f"failed with exit code {self.process.returncode}")
 
     def stop(self, timeout: float = 20.0) -> None:
-        """SIGTERM the process group (and any descendant that left it), then SIGKILL."""
+        """SIGTERM (or `stop_signal`) the process group and any descendant that left it, then
+        SIGKILL."""
         process = self.process
         if process is None:
             return
         family = descendants(process.pid) if process.poll() is None else []
-        self._signal_all(signal.SIGTERM, family)
+        self._signal_all(self.stop_signal, family)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if process.poll() is not None and not any(_start_time(p) == s for p, s in family):

@@ -34,7 +34,9 @@ def run(argv: list[str]) -> int:
     parser.add_argument("--settle-seconds", type=float, default=10.0,
                         help="pause between one fault's recovery and the next (default 10)")
     parser.add_argument("--postgres", default="",
-                        help="PostgreSQL server URL for the cluster's databases (default: "
+                        help="a PostgreSQL server URL for the cluster's databases, shared, so "
+                             "not restarted (default: a server of its own, from initdb, which "
+                             "the suite restarts; without PostgreSQL's binaries, "
                              "RPRP_CLUSTER_POSTGRES_URL or postgresql://postgres@127.0.0.1:5432)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results",
                         help="where <date>-chaos.json and .md go (default: %(default)s)")
@@ -42,13 +44,9 @@ def run(argv: list[str]) -> int:
     if args.cases < 1 or args.throughput_cases < 0:
         parser.error("--cases must be at least 1 and --throughput-cases at least 0")
 
-    import os
-
     from bench.chaos import run as run_chaos
     from bench.chaos import write
     from bench.machine import facts
-
-    postgres = args.postgres or os.environ.get("RPRP_CLUSTER_POSTGRES_URL", "")
 
     def interrupted(signum: int, _frame: object) -> None:
         raise KeyboardInterrupt  # SIGTERM as Ctrl-C: the cluster is stopped on the way out
@@ -59,7 +57,7 @@ def run(argv: list[str]) -> int:
         report = asyncio.run(run_chaos(
             args.cases, args.throughput_cases, Path(workdir),
             lambda line: print(line, flush=True), outage_seconds=args.outage_seconds,
-            settle_seconds=args.settle_seconds, postgres_url=postgres))
+            settle_seconds=args.settle_seconds, postgres_url=args.postgres))
     command = shlex.join(["rprp", "chaos", *argv])
     json_path, md_path = write(report, args.out, command, machine)
     print(md_path.read_text())

@@ -12,6 +12,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -20,7 +21,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from rprp.cluster import database_url, drop_database, haproxy_binary, redis_answers
+from rprp.cluster import (
+    database_url,
+    drop_database,
+    haproxy_binary,
+    postgres_binaries,
+    redis_answers,
+)
 from rprp.processes import descendants, free_port, port_is_free
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -127,6 +134,7 @@ def test_chaos_at_a_small_size_loses_nothing_and_does_nothing_twice(tmp_path: Pa
     if which("redis-server") is None:
         pytest.skip("the chaos suite restarts a redis-server of its own: not installed")
     out = tmp_path / "results"
+    own_servers = set(Path(tempfile.gettempdir()).glob("rprp-cluster-pg-*"))
     result = subprocess.run(
         [sys.executable, "-m", "rprp.cli", "chaos", "--cases", "6", "--throughput-cases", "1",
          "--outage-seconds", "6", "--settle-seconds", "3", "--out", str(out)],
@@ -142,8 +150,15 @@ def test_chaos_at_a_small_size_loses_nothing_and_does_nothing_twice(tmp_path: Pa
         assert report[key] == 0, (key, report)
     assert report["emails_received"] == report["emails_in_outbox"] > 0
     faults = {f["fault"]: f for f in report["faults"]}
+    # A PostgreSQL server of its own, restarted, wherever PostgreSQL's binaries are installed.
+    restarts = {"restart-postgres"} if postgres_binaries() else set()
     assert set(faults) == {"kill-worker", "kill-replica", "stop-smtp", "sweeps",
-                           "restart-redis", "end-case-db-connections", "end-all-db-connections"}
+                           "restart-redis", "end-case-db-connections", "end-all-db-connections",
+                           *restarts}
+    if restarts:
+        assert "PostgreSQL stopped" in faults["restart-postgres"]["detail"]
+        # Its own server's cluster directory went with it.
+        assert set(Path(tempfile.gettempdir()).glob("rprp-cluster-pg-*")) == own_servers
     # The faults bit: the killed worker held runs mid-step, and a delivery failed meanwhile.
     assert faults["kill-worker"]["affected"] > 0, faults["kill-worker"]
     assert faults["stop-smtp"]["affected"] > 0, faults["stop-smtp"]
