@@ -29,6 +29,10 @@ class ImportedCase(SQLModel, table=True):
     non_engagement: bool | None = None
     referred_back: bool | None = None
     report_filed_on: date | None = None
+    # Working days (England and Wales, RPRP_EXTRA_HOLIDAYS as then) from referral to the
+    # report, counted at import: the trends' time-to-report figure reads it, so a decade of
+    # history is not recounted on every page.
+    report_working_days: int | None = None
     imported_at: datetime = Field(default_factory=utc_now)
 
 

@@ -24,6 +24,8 @@ from sqlmodel import Session, SQLModel, col, select
 
 from models import Case, ImportedCase, MonitoringRecord, Officer, WorkforceHeadcount, utc_now
 from models.enums import CaseState, EmploymentStatus, Origin, Rank, ReviewerBasis, Route
+from tasks.calendar import england_and_wales
+from tasks.trends import report_working_days
 
 CASE_COLUMNS = (
     "reference", "concern_reported_on", "referred_on", "origin", "route",
@@ -266,6 +268,11 @@ def import_cases(session: Session, text: str) -> ImportResult:
                                                  with_ids=True), strict=True))
     if fresh:
         now = utc_now()
+        # Counted once here (the history does not change), not on every trends page.
+        calendar = england_and_wales()
+        for case in fresh:
+            case.imported["report_working_days"] = report_working_days(
+                case.case["referred_on"], case.imported["report_filed_on"], calendar)
         ids = _insert(session, Case, [
             LIVE_ONLY_DEFAULTS | case.case | {
                 "officer_id": officer_ids[case.officer["collar_number"]], "created_at": now,

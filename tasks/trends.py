@@ -39,7 +39,7 @@ from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, String, and_, case, cast, or_, text
+from sqlalchemy import ColumnElement, String, and_, case, or_, text
 from sqlalchemy import select as sa_select
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import FunctionElement
@@ -153,6 +153,25 @@ def _month_of_sqlite(element: month_of, compiler: Any, **kw: Any) -> str:
     return f"substr({compiler.process(element.clauses, **kw)}, 1, 7)"
 
 
+class quarter_of_day(FunctionElement[str]):  # noqa: N801 - reads as the SQL function it is
+    """'YYYY Qn' (as `quarter_key` writes it) of a date, worked out by the database: a figure by
+    quarter then groups a third as many rows as by month."""
+
+    type = String()
+    inherit_cache = True
+
+
+@compiles(quarter_of_day)
+def _quarter_of_day(element: quarter_of_day, compiler: Any, **kw: Any) -> str:
+    return f"to_char({compiler.process(element.clauses, **kw)}, 'YYYY \"Q\"Q')"
+
+
+@compiles(quarter_of_day, "sqlite")
+def _quarter_of_day_sqlite(element: quarter_of_day, compiler: Any, **kw: Any) -> str:
+    day = compiler.process(element.clauses, **kw)
+    return f"substr({day}, 1, 4) || ' Q' || ((CAST(substr({day}, 6, 2) AS INTEGER) + 2) / 3)"
+
+
 def quarter_of(month: str) -> str:
     """'2024 Q2' of '2024-05'."""
     return quarter_key(int(month[:4]), int(month[5:7]))
@@ -179,11 +198,6 @@ def quarters(start: date, end: date) -> list[str]:
 
 
 @lru_cache(maxsize=4)
-def _working_day_text_index(calendar: WorkingCalendar) -> dict[str, int]:
-    return {day.isoformat(): n for day, n in _working_day_index(calendar).items()}
-
-
-@lru_cache(maxsize=4)
 def _working_day_index(calendar: WorkingCalendar) -> dict[date, int]:
     """Working days from the calendar's first day to each day: a difference of two is the
     working days between them, without walking the days each time."""
@@ -200,6 +214,19 @@ def working_days(start: date, end: date, calendar: WorkingCalendar | None = None
     """Working days in (start, end], as `WorkingCalendar.working_days_between` counts them."""
     index = _working_day_index(calendar or england_and_wales())
     return max(index[end] - index[start], 0)
+
+
+def report_working_days(referred: date | None, filed: date | None,
+                        calendar: WorkingCalendar | None = None) -> int | None:
+    """An imported report's working days from referral, stored with it at import; None when
+    a day is missing or outside the calendar's years (the report is then left out of the
+    time-to-report figure rather than guessed)."""
+    if referred is None or filed is None:
+        return None
+    index = _working_day_index(calendar or england_and_wales())
+    if referred not in index or filed not in index:
+        return None
+    return max(index[filed] - index[referred], 0)
 
 
 def median(histogram: Counter[int]) -> float | None:
@@ -327,27 +354,22 @@ def open_by_state(session: Session, period: Period) -> Figure:
 def time_to_report(session: Session, period: Period,
                    calendar: WorkingCalendar | None = None) -> Figure:
     """Median and 90th percentile, per quarter the report was filed, of the working days from
-    referral. Pairs of (referral day, report day) are counted in the database; each pair's
-    working days are a lookup."""
+    referral: an imported report's as the import worked them out (England and Wales), a live
+    report's with `calendar`."""
     histograms: dict[str, Counter[int]] = {q: Counter() for q in quarters(period.start,
                                                                           period.end)}
     filed = col(ImportedCase.report_filed_on)
-    # The days as the database writes them ('YYYY-MM-DD'): tens of thousands of pairs are
-    # looked up as text, never parsed into dates one by one.
-    as_text = (cast(col(Case.referred_on), String), cast(filed, String))
-    imported = (_cases(*as_text, func.count(), period=period)
+    # An imported report's working days were worked out once, at import (the history does
+    # not change): the database counts (quarter, working days) rather than sending every case.
+    quarter, days = quarter_of_day(filed), col(ImportedCase.report_working_days)
+    imported = (_cases(quarter, days, func.count(), period=period)
                 .join(ImportedCase, col(ImportedCase.case_id) == col(Case.id))
                 .where(*_in_scope(period, referred=False), filed >= period.start,
-                       filed <= period.end)
-                .group_by(*as_text))
-    index = _working_day_text_index(calendar or england_and_wales())
-    quarter: dict[str, str] = {}
-    for referred_text, day_text, n in session.execute(imported):
-        month = day_text[:7]
-        key = quarter.get(month) or quarter.setdefault(month, quarter_of(month))
+                       filed <= period.end, days.is_not(None))
+                .group_by(quarter, days))
+    for key, elapsed, n in session.execute(imported):
         if key in histograms:
-            elapsed = index[day_text[:10]] - index[referred_text[:10]]
-            histograms[key][max(elapsed, 0)] += _int(n)
+            histograms[key][max(int(elapsed), 0)] += _int(n)
     pairs: Counter[tuple[date, date]] = Counter()
     # Live reports: their filing instant, read as a London day (few rows: live casework).
     start = datetime.combine(period.start, datetime.min.time(), LONDON).astimezone(UTC)
@@ -439,15 +461,15 @@ OutcomeKey = tuple[str, CaseState, bool, bool, str]
 def outcome_counts(session: Session, period: Period) -> Counter[OutcomeKey]:
     """Cases referred, by (quarter, state, imported non-engagement and referred-back flags,
     unit): one scan for the outcome charts and the units."""
-    month = month_of(col(Case.referred_on))
+    quarter = quarter_of_day(col(Case.referred_on))
     ne, rb, unit = (col(ImportedCase.non_engagement), col(ImportedCase.referred_back),
                     col(Officer.unit))
     counts: Counter[OutcomeKey] = Counter()
-    for m, state, non_engaged, back, unit_name, n in session.execute(
-            _cases(month, col(Case.state), ne, rb, unit, func.count(), period=period,
+    for q, state, non_engaged, back, unit_name, n in session.execute(
+            _cases(quarter, col(Case.state), ne, rb, unit, func.count(), period=period,
                    officer=True, imported=True)
-            .where(*_in_scope(period)).group_by(month, col(Case.state), ne, rb, unit)):
-        counts[(quarter_of(str(m)), CaseState(state), bool(non_engaged), bool(back),
+            .where(*_in_scope(period)).group_by(quarter, col(Case.state), ne, rb, unit)):
+        counts[(str(q), CaseState(state), bool(non_engaged), bool(back),
                 unit_name or "")] += _int(n)
     return counts
 

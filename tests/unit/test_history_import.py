@@ -78,6 +78,8 @@ def test_a_valid_file_is_stored_as_records_with_monitoring_apart() -> None:
         assert case is not None and case.state is CaseState.CLOSED_COMPLETE
         assert case.flow_run_id is None and case.closed_at is not None
         assert first.report_filed_on is not None and first.referred_back is None
+        # Counted at import for the trends: 1 June -> 20 July 2021, seven weeks, no holiday.
+        assert first.report_working_days == 35
         monitoring = session.get(MonitoringRecord, first.case_id)
         assert monitoring is not None
         assert (monitoring.ethnicity, monitoring.sex, monitoring.age_band) == (
