@@ -17,6 +17,7 @@ from datetime import date
 from functools import lru_cache
 from pathlib import Path
 
+from sqlalchemy import String, cast
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col
 
@@ -101,6 +102,9 @@ def identifying(summary: str, *, officer_name: str, collar_number: str,
     return tuple(found)
 
 
+COUNTED_ROUTES = (Route.REG_23_5_A_NO_CASE_TO_ANSWER.value, Route.REG_42_1_B_PANEL_DIRECTION.value)
+
+
 def still_serving(status: EmploymentStatus, left_on: date | None, as_of: date) -> bool:
     """Serving on `as_of`: not recorded as left, or left only after that day."""
     if status is EmploymentStatus.SERVING:
@@ -114,12 +118,17 @@ def foi_return(session: Session, period_from: date, period_to: date, as_of: date
     if period_to < period_from:
         raise ValueError("the period ends before it starts")
     # Only the columns the return reads: a decade of cases in well under a second.
-    query = (sa_select(col(Case.id), col(Case.origin), col(Case.route),
+    # The enum columns as their stored strings (StrEnum values compare equal to them): no
+    # enum object made per row and column.
+    origin_text, route_text, status_text = (
+        cast(col(Case.origin), String), cast(col(Case.route), String),
+        cast(col(Officer.employment_status), String))
+    query = (sa_select(col(Case.id), origin_text, route_text,
                        col(Case.concern_reported_on), col(Case.public_summary),
                        col(Case.sexual_conduct), col(Case.complainant_name),
                        col(Case.complainant_email), col(Case.complainant_address),
                        col(Officer.id), col(Officer.name), col(Officer.collar_number),
-                       col(Officer.employment_status), col(Officer.left_on),
+                       status_text, col(Officer.left_on),
                        col(ImportedCase.reference))
              .join(Officer, col(Officer.id) == col(Case.officer_id))
              .join(ImportedCase, col(ImportedCase.case_id) == col(Case.id), isouter=True)
@@ -133,13 +142,13 @@ def foi_return(session: Session, period_from: date, period_to: date, as_of: date
     sexual = 0
     for (case_id, origin, route, reported, summary, sexual_conduct, c_name, c_email, c_address,
          officer_id, name, collar, status, left_on, imported_reference) in (
-            # Core rows, not ORM ones: a decade of cases without the ORM's per-row loading.
-            session.connection().execute(query)):
+            # Core rows, not ORM ones, fetched at once: a decade of cases without the ORM's
+            # per-row loading or a fetch call per row.
+            session.connection().execute(query).all()):
         reference = imported_reference or f"RPRP-{case_id:06d}"
         officers.add(officer_id)
-        by_origin[origin.value] += 1
-        by_route[route.value if route in (Route.REG_23_5_A_NO_CASE_TO_ANSWER,
-                                          Route.REG_42_1_B_PANEL_DIRECTION) else "other"] += 1
+        by_origin[origin] += 1
+        by_route[route if route in COUNTED_ROUTES else "other"] += 1
         sexual += bool(sexual_conduct)
         found = identifying(summary, officer_name=name, collar_number=collar,
                             complainant_name=c_name, complainant_email=c_email,
@@ -149,9 +158,10 @@ def foi_return(session: Session, period_from: date, period_to: date, as_of: date
             continue
         result.rows.append(FoiRow(
             reference=reference, date_concern_reported=reported,
-            origin="PC" if origin is Origin.PUBLIC_COMPLAINT else "CM",
+            origin="PC" if origin == Origin.PUBLIC_COMPLAINT else "CM",
             behaviour_summary=summary,
-            still_serving="Yes" if still_serving(status, left_on, as_of) else "No"))
+            still_serving="Yes" if still_serving(EmploymentStatus(status), left_on, as_of)
+            else "No"))
     total = sum(by_origin.values())
     result.counts = {
         "cases": total,
