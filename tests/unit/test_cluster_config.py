@@ -37,3 +37,15 @@ def test_the_databases_are_named_on_the_server_given() -> None:
     assert cluster.prefect_db_url == \
         "postgresql+asyncpg://rprp:secret@db.force.internal:5433/force_prefect"
     assert cluster.case_url.endswith("/force_cases")
+
+
+def test_a_server_of_its_own_holds_both_databases_on_its_own_port(tmp_path: Path) -> None:
+    cluster = Cluster(tmp_path, ClusterOptions(own_postgres=True, database_prefix="chaos"))
+    server = f"postgresql://postgres@127.0.0.1:{cluster.postgres_port}/postgres"
+    assert cluster.postgres_url == server
+    assert cluster.case_url == \
+        f"postgresql+psycopg://postgres@127.0.0.1:{cluster.postgres_port}/chaos_cases"
+    assert cluster.prefect_db_url.endswith(f":{cluster.postgres_port}/chaos_prefect")
+    # Given a server instead, it uses that one.
+    shared = Cluster(tmp_path, ClusterOptions(postgres_url="postgresql://u@db:5433/postgres"))
+    assert shared.postgres_url == "postgresql://u@db:5433/postgres"
