@@ -136,10 +136,11 @@ async def drive_case(watcher: RunWatcher, progress: Progress) -> CaseResult:
     from infra.db import session_scope
     from models import Case
     from models.enums import CaseState
+    from portal.actions import wake_after_account
     from portal.auth import User
     from portal.gateway import submit_decision
     from tasks.casework import record_account
-    from tasks.orchestration import start_action_review_flow, start_case_flow, wake_case
+    from tasks.orchestration import start_action_review_flow, start_case_flow
 
     t0 = time.monotonic()
     case_id = await _retrying("store a referral", lambda: asyncio.to_thread(open_case_in_db))
@@ -178,11 +179,20 @@ async def drive_case(watcher: RunWatcher, progress: Progress) -> CaseResult:
         result.run_id = run_id
         key = await step(run_id, None, "awaiting-account")
 
+        stored = False
+
         async def account() -> None:
-            _, wake = await asyncio.to_thread(
-                record_account, case_id, 1, "I accept I was abrupt; I was rushing to a call.")
-            if not (wake and await wake_case(case_id)):
-                raise RuntimeError("account not taken or run not woken")
+            # As the portal's account page: store it once (a second try would be refused,
+            # the case having moved on), then wake the run, which, if Prefect cannot be
+            # reached, flags the case for the sweep to wake.
+            nonlocal stored
+            if not stored:
+                _, wake = await asyncio.to_thread(
+                    record_account, case_id, 1, "I accept I was abrupt; I was rushing to a call.")
+                if not wake:
+                    raise RuntimeError("account taken but the run is not to be woken")
+                stored = True
+            await wake_after_account(case_id)
 
         await _retrying(f"case {case_id}: account", account,
                         done=lambda: not waiting_on(run_id, key) and bool(watcher.runs.get(run_id)))
