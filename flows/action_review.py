@@ -10,6 +10,7 @@ from prefect import flow, get_run_logger
 from prefect.flow_runs import asuspend_flow_run
 from prefect.runtime import flow_run
 
+from flows.outages import through_database_outages
 from flows.run_logs import log_suspensions_as_info
 from flows.run_versions import this_run
 from models.forms import action_review_form
@@ -27,7 +28,8 @@ log_suspensions_as_info()
 async def rprp_action_review(case_id: int, review_number: int) -> str:
     """Ask review `review_number` of case `case_id` until every action is recorded."""
     with running_under(await this_run()):
-        return await review(case_id, review_number)
+        return await through_database_outages(lambda: review(case_id, review_number),
+                                              f"case {case_id} review {review_number}")
 
 
 async def review(case_id: int, review_number: int) -> str:

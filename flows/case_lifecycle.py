@@ -36,6 +36,7 @@ from prefect.input import RunInput
 from prefect.runtime import flow_run
 from sqlmodel import select
 
+from flows.outages import through_database_outages
 from flows.run_logs import log_suspensions_as_info
 from flows.run_versions import this_run
 from infra.db import session_scope
@@ -153,7 +154,7 @@ async def rprp_case(case_id: int) -> str:
     """Carry case `case_id` through RPRP; returns its final state. Each audit event records the
     flow's and the deployment's version this run has (docs/changing-the-flow.md)."""
     with running_under(await this_run()):
-        return await carry(case_id)
+        return await through_database_outages(lambda: carry(case_id), f"case {case_id}")
 
 
 async def carry(case_id: int) -> str:

@@ -24,6 +24,7 @@ from prefect.flow_runs import asuspend_flow_run
 from prefect.runtime import flow_run
 from sqlmodel import col, select
 
+from flows.outages import through_database_outages
 from flows.run_logs import log_suspensions_as_info
 from infra.db import session_scope
 from infra.settings import get_settings
@@ -148,6 +149,11 @@ WAITS = {
 @flow(name="rprp-rpm", version=source_version(), log_prints=False, persist_result=False)
 async def rprp_rpm(meeting_id: int) -> str:
     """Carry reflective practice meeting `meeting_id` from request to closure."""
+    return await through_database_outages(lambda: carry_meeting(meeting_id),
+                                          f"meeting {meeting_id}")
+
+
+async def carry_meeting(meeting_id: int) -> str:
     _remember_flow_run(meeting_id)
     passes: dict[str, int] = {}
     while True:
