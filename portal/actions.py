@@ -91,13 +91,14 @@ async def wake_after_account(case_id: int) -> bool:
     try:
         return await asyncio.wait_for(wake_case(case_id), PREFECT_TIMEOUT)
     except Exception as exc:  # noqa: BLE001
-        log.warning("case %s not woken: %s; flagged for the sweep", case_id,
-                    type(exc).__name__)
+        # Flagged first, then said so: with the case DB down too, the flag fails and raises.
         with session_scope() as session:
             case = session.get(Case, case_id)
             if case is not None and not case.wake_requested:
                 case.wake_requested = True
                 session.add(case)
+        log.warning("case %s not woken: %s; flagged for the sweep", case_id,
+                    type(exc).__name__)
         return False
 
 
