@@ -157,8 +157,8 @@ def test_chaos_at_a_small_size_loses_nothing_and_does_nothing_twice(tmp_path: Pa
                            *restarts}
     if restarts:
         assert "PostgreSQL stopped" in faults["restart-postgres"]["detail"]
-        # Its own server's cluster directory went with it.
-        assert set(Path(tempfile.gettempdir()).glob("rprp-cluster-pg-*")) == own_servers
+        # Its own server's cluster directory went with it (another run's may come and go).
+        assert not set(Path(tempfile.gettempdir()).glob("rprp-cluster-pg-*")) - own_servers
     # The faults bit: the killed worker held runs mid-step, and a delivery failed meanwhile.
     assert faults["kill-worker"]["affected"] > 0, faults["kill-worker"]
     assert faults["stop-smtp"]["affected"] > 0, faults["stop-smtp"]
