@@ -244,10 +244,10 @@ def report_working_days(referred: date | None, filed: date | None,
     time-to-report figure rather than guessed)."""
     if referred is None or filed is None:
         return None
-    index = _working_day_index(calendar or england_and_wales())
-    if referred not in index or filed not in index:
+    try:
+        return working_days(referred, filed, calendar)
+    except KeyError:  # a day outside the calendar's years
         return None
-    return max(index[filed] - index[referred], 0)
 
 
 def median(histogram: Counter[int]) -> float | None:
