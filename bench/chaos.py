@@ -183,8 +183,8 @@ async def drive_case(watcher: RunWatcher, progress: Progress) -> CaseResult:
 
         async def account() -> None:
             # As the portal's account page: store it once (a second try would be refused,
-            # the case having moved on), then wake the run, which, if Prefect cannot be
-            # reached, flags the case for the sweep to wake.
+            # the case having moved on; storing it flags the case for the sweep's wake), then
+            # wake the run.
             nonlocal stored
             if not stored:
                 _, wake = await asyncio.to_thread(

@@ -7,9 +7,9 @@ every action is closed the case closes and its lifecycle run is woken to finish.
 from __future__ import annotations
 
 from prefect import flow, get_run_logger
-from prefect.flow_runs import asuspend_flow_run
 from prefect.runtime import flow_run
 
+from flows.asking import ask
 from flows.outages import through_database_outages
 from flows.run_logs import log_suspensions_as_info
 from flows.run_versions import this_run
@@ -44,7 +44,7 @@ async def review(case_id: int, review_number: int) -> str:
         wait, action_ids = step
         form = action_review_form(action_ids).with_initial_data(
             description=describe(case_id, wait))
-        answer = await asuspend_flow_run(wait_for_input=form, key=wait.key)
+        answer = await ask(form, wait.key)
         if record_review(case_id, review_number, wait.key, answer):
             await deliver_pending()
             await wake_case(case_id)

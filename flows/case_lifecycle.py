@@ -36,6 +36,7 @@ from prefect.input import RunInput
 from prefect.runtime import flow_run
 from sqlmodel import select
 
+from flows.asking import ask
 from flows.outages import through_database_outages
 from flows.run_logs import log_suspensions_as_info
 from flows.run_versions import this_run
@@ -206,8 +207,7 @@ async def decide(decision: Task[[int, str, Any], str], declared: Step, here: Her
     await mail_what_is_queued(here)
     get_run_logger().info("Case %s waits for %s (%s)", here.case_id, declared.name,
                           here.wait.key)
-    answer = await asuspend_flow_run(wait_for_input=form_for(here.case_id, here.wait),
-                                    key=here.wait.key)
+    answer = await ask(form_for(here.case_id, here.wait), here.wait.key)
     decision.with_options(task_run_name=run_name(declared, here))(
         here.case_id, here.wait.key, answer)
 
@@ -224,7 +224,7 @@ async def review_the_actions(here: Here, passes: dict[str, int]) -> None:
         return
     wait, _ = asked
     await mail_what_is_queued(here)
-    answer = await asuspend_flow_run(wait_for_input=form_for(here.case_id, wait), key=wait.key)
+    answer = await ask(form_for(here.case_id, wait), wait.key)
     action_review.with_options(task_run_name=run_name(steps.ACTION_REVIEW, here))(
         here.case_id, here.round, wait.key, answer)
 

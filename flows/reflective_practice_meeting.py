@@ -24,6 +24,7 @@ from prefect.flow_runs import asuspend_flow_run
 from prefect.runtime import flow_run
 from sqlmodel import col, select
 
+from flows.asking import ask
 from flows.outages import through_database_outages
 from flows.run_logs import log_suspensions_as_info
 from infra.db import session_scope
@@ -173,10 +174,8 @@ async def carry_meeting(meeting_id: int) -> str:
                 task_run_name=f"send-to-business-unit {name}")(meeting_id)
         elif here.state == M.SENT_TO_BUSINESS_UNIT:
             await mail_what_is_queued(here)
-            answer = await asuspend_flow_run(
-                wait_for_input=CrcConsideration.with_initial_data(
-                    description=briefing(here)),
-                key=here.crc_key)
+            answer = await ask(CrcConsideration.with_initial_data(description=briefing(here)),
+                               here.crc_key)
             crc_consideration.with_options(task_run_name=f"crc-consideration {name}")(
                 meeting_id, here.crc_key, answer)
         else:

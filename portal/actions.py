@@ -87,17 +87,13 @@ async def start_flow(case_id: int) -> str | None:
 
 
 async def wake_after_account(case_id: int) -> bool:
-    """Tell the case's run an account arrived; if that fails the sweep wakes it later."""
+    """Tell the case's run an account arrived; if that fails the sweep wakes it later. The
+    transaction that stored the account flagged the case for the wake (tasks/casework.py
+    `flag_for_wake`), and only a wake that happens clears the flag."""
     try:
         return await asyncio.wait_for(wake_case(case_id), PREFECT_TIMEOUT)
     except Exception as exc:  # noqa: BLE001
-        # Flagged first, then said so: with the case DB down too, the flag fails and raises.
-        with session_scope() as session:
-            case = session.get(Case, case_id)
-            if case is not None and not case.wake_requested:
-                case.wake_requested = True
-                session.add(case)
-        log.warning("case %s not woken: %s; flagged for the sweep", case_id,
+        log.warning("case %s not woken: %s; left flagged for the sweep", case_id,
                     type(exc).__name__)
         return False
 

@@ -264,6 +264,7 @@ def take_account(session: Session, case_id: int, notice_round: int, text: str, n
         f", {via}" if via else "")
     wake = case.state in (S.AWAITING_ACCOUNT, S.NO_ACCOUNT)
     if wake:
+        flag_for_wake(case)
         transition(session, case, S.ACCOUNT_RECEIVED, actor="officer",
                    action="account_received", detail=detail)
     else:
@@ -271,6 +272,14 @@ def take_account(session: Session, case_id: int, notice_round: int, text: str, n
     if late:
         letters.late_account(session, case, officer_of(session, case))
     return account, wake
+
+
+def flag_for_wake(case: Case) -> None:
+    """Flag the case for a wake in the transaction that makes one needed. Whoever wakes the run
+    (the portal at once, or else the sweep) clears the flag; so a wake that never happens (the
+    portal's process ends, or Prefect and the case DB both go down, between this commit and
+    the wake) is still retried by the sweep."""
+    case.wake_requested = True
 
 
 def take_decline(session: Session, case_id: int, notice_round: int, now: datetime) -> bool:
@@ -286,6 +295,7 @@ def take_decline(session: Session, case_id: int, notice_round: int, now: datetim
                                  "nothing to decline. Speak to your reviewer.")
     close_deadlines(session, case, DeadlineKind.ACCOUNT, DeadlineStatus.CANCELLED,
                     round=case.notice_round)
+    flag_for_wake(case)
     transition(session, case, S.NO_ACCOUNT, actor="officer", action="account_declined",
                detail=f"notice round {case.notice_round}")
     letters.account_declined(session, case, as_utc(now))

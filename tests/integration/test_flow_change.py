@@ -69,11 +69,12 @@ class Installation:
     new: Worker | None = None
 
     async def deploy_the_change(self) -> str:
-        """Stop the current code's worker, deploy the changed copy and start its worker, and
-        give the portal (here, this process's gateway) the changed form; the deployment's new
-        version."""
+        """Drain and stop the current code's worker, deploy the changed copy and start its
+        worker, and give the portal (here, this process's gateway) the changed form; the
+        deployment's new version."""
         self.monkeypatch.setitem(FORMS, "DiscussionOutcome",
                                  lambda _: DiscussionOutcomeWithInterpreter)
+        await self.old.drain()
         self.old.stop()
         deploy_from(self.changed_root, self.log_dir / "deploy-changed.log")
         env = dict(self.old.env, PYTHONPATH=str(self.changed_root))

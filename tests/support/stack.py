@@ -63,6 +63,16 @@ class Worker:
             start_new_session=True,
         )
 
+    async def drain(self, timeout: float = WAIT_CEILING) -> None:
+        """Wait until no flow run's process is left under the worker, as an operator stops a
+        worker to deploy: a run that has just suspended is still exiting for a moment, and a
+        SIGTERM then crashes it (the sweep would recover it, minutes later)."""
+        def busy() -> bool:
+            return self.process is not None and bool(flow_processes(self.process.pid))
+
+        await eventually(lambda: not busy(), timeout, "the worker's flow processes to end",
+                         interval=0.05)
+
     def kill(self) -> None:
         """SIGKILL the worker and every flow process it started, as a crash would."""
         if self.process and self.process.poll() is None:
@@ -107,6 +117,33 @@ def log_failures(path: Path) -> list[str]:
 
 def _self_healing(record: list[str]) -> bool:
     return any(SQLITE_CONTENTION in line for line in record)
+
+
+def flow_processes(worker_pid: int) -> list[int]:
+    """The processes under a worker that are flow runs: all its descendants but the fork
+    server (rprp/forkserver.py), which waits between runs."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # ended meanwhile
+        parents[int(stat.parent.name)] = int(fields[1])
+    descendants: list[int] = []
+    frontier = [worker_pid]
+    while frontier:
+        pid = frontier.pop()
+        children = [child for child, parent in parents.items() if parent == pid]
+        descendants += children
+        frontier += children
+    return [pid for pid in descendants if b"rprp.forkserver" not in _cmdline(pid)]
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
 
 
 def worker_env(api_url: str) -> dict[str, str]:

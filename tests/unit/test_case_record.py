@@ -89,3 +89,35 @@ def test_a_legal_transition_is_recorded_in_the_audit_log(waiting_case: int) -> N
     assert event is not None
     assert (event.actor, event.from_state, event.to_state) == (
         "psd.user", "awaiting_account", "cancelled")
+
+
+def test_the_account_that_needs_a_wake_flags_the_case_in_its_own_transaction(
+        waiting_case: int) -> None:
+    """The portal wakes the run after the account's commit; if that wake never happens (its
+    process ends, Prefect and the case DB both down), the flag stored with the account is what
+    the sweep wakes it by. A late account, which wakes nothing, flags nothing."""
+    from tasks.casework import decline_account
+
+    def flagged(case_id: int) -> bool:
+        with session_scope() as session:
+            case = session.get(Case, case_id)
+            assert case is not None
+            return case.wake_requested
+
+    assert not flagged(waiting_case)
+    _, wake = record_account(waiting_case, 1, "An account long enough to be accepted.")
+    assert wake and flagged(waiting_case)
+
+    with session_scope() as session:
+        case, _ = create_case(session, sample_referral(), actor="psd@force.example")
+        declined = case.id
+    assert declined is not None and advance(declined)[0] is S.AWAITING_ACCOUNT
+    assert decline_account(declined, 1) is True and flagged(declined)
+
+    with session_scope() as session:
+        case = lock_case(session, waiting_case)
+        case.wake_requested = False  # as the wake leaves it
+        session.add(case)
+    assert advance(waiting_case)[0] is S.FACT_FINDING_DECISION
+    _, wake = record_account(waiting_case, 1, "A second version, after the reviewer was asked.")
+    assert not wake and not flagged(waiting_case)

@@ -1,0 +1,55 @@
+"""A flow that asks one question, for tests of how a run asks (tests/integration/test_asking.py).
+
+With `RPRP_TEST_DIE_AFTER_PAUSE` set, its process dies (`os._exit`, as a SIGKILL would leave it)
+the moment Prefect accepts the Suspended state, before anything after the pause has run. With
+`RPRP_TEST_PREFECT_ORDER` set it asks through Prefect's own `asuspend_flow_run`, which pauses
+first and stores the form after, to show the gap `flows.asking.ask` closes. With
+`RPRP_TEST_EXPECT` set, the run fails unless the answer it gets is that choice.
+"""
+
+from __future__ import annotations
+
+import os
+from enum import StrEnum
+from typing import Any
+
+import prefect.flow_runs
+from prefect import flow
+from prefect.input import RunInput
+
+from flows.asking import ask
+
+_propose = prefect.flow_runs.propose_state
+
+
+async def _die_once_paused(*args: Any, **kwargs: Any) -> Any:
+    state = await _propose(*args, **kwargs)
+    if state.is_paused():
+        os._exit(9)
+    return state
+
+
+if os.environ.get("RPRP_TEST_DIE_AFTER_PAUSE"):
+    prefect.flow_runs.propose_state = _die_once_paused  # type: ignore[assignment]
+
+
+class Verdict(StrEnum):
+    YES = "Yes, go on"
+    NO = "No, stop here"
+
+
+class Question(RunInput):
+    choice: Verdict
+
+
+@flow(name="rprp-test-asking", persist_result=False)
+async def asks() -> str:
+    form = Question.with_initial_data(description="Is the **question** answered?")
+    if os.environ.get("RPRP_TEST_PREFECT_ORDER"):
+        answer = await prefect.flow_runs.asuspend_flow_run(wait_for_input=form, key="question")
+    else:
+        answer = await ask(form, "question")
+    expected = os.environ.get("RPRP_TEST_EXPECT")
+    if expected and answer.choice.name != expected:
+        raise AssertionError(f"asked again, the run got {answer.choice.name}, not {expected}")
+    return answer.choice.name
