@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from rprp.cluster import database_url
 from rprp.prefect_server import POOL, PrefectServer, worker_polling
 from rprp.processes import LOOPBACK, Service, free_port, http_ok, tcp_open
 
@@ -25,23 +26,6 @@ WORKER_LIMIT = 4  # as `rprp up` and the tests: a limit is needed on a SQLite Pr
 
 
 # --- databases ----------------------------------------------------------------------------------
-
-def _admin_dsn(base_url: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    url = make_url(base_url.replace("postgresql+psycopg://", "postgresql://")
-                   .replace("postgresql+asyncpg://", "postgresql://"))
-    return url.set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-def _with_database(base_url: str, name: str, driver: str) -> str:
-    from sqlalchemy.engine import make_url
-
-    url = make_url(base_url.replace("postgresql://", f"postgresql+{driver}://", 1)
-                   if base_url.startswith("postgresql://") else base_url)
-    return url.set(drivername=f"postgresql+{driver}", database=name).render_as_string(
-        hide_password=False)
-
 
 @dataclass
 class Databases:
@@ -54,20 +38,25 @@ class Databases:
     created: list[str] = field(default_factory=list)
 
     @property
+    def admin(self) -> str:
+        """The server's `postgres` database, to create and drop the others from."""
+        return database_url(self.base_url, "postgres", "")
+
+    @property
     def kind(self) -> str:
         return "postgresql" if self.base_url else "sqlite"
 
     def _create(self, name: str) -> None:
         import psycopg
 
-        with psycopg.connect(_admin_dsn(self.base_url), autocommit=True, connect_timeout=5) as c:
+        with psycopg.connect(self.admin, autocommit=True, connect_timeout=5) as c:
             c.execute(f'CREATE DATABASE "{name}"')
         self.created.append(name)
 
     def drop(self, name: str) -> None:
         import psycopg
 
-        with psycopg.connect(_admin_dsn(self.base_url), autocommit=True, connect_timeout=5) as c:
+        with psycopg.connect(self.admin, autocommit=True, connect_timeout=5) as c:
             c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         if name in self.created:
             self.created.remove(name)
@@ -81,7 +70,7 @@ class Databases:
             return f"sqlite:///{path}"
         name = f"rprp_bench_{self.tag}_{label}".lower()
         self._create(name)
-        return _with_database(self.base_url, name, "psycopg")
+        return database_url(self.base_url, name, "psycopg")
 
     def forget_case_db(self, url: str) -> None:
         """Close our connections to a case DB and delete it."""
@@ -102,7 +91,7 @@ class Databases:
             return f"sqlite+aiosqlite:///{self.workdir / 'prefect' / 'prefect.db'}"
         name = f"prefect_bench_{self.tag}"
         self._create(name)
-        return _with_database(self.base_url, name, "asyncpg")
+        return database_url(self.base_url, name, "asyncpg")
 
     def server_version(self) -> str | None:
         if not self.base_url:
@@ -111,7 +100,7 @@ class Databases:
             return f"SQLite {sqlite3.sqlite_version}"
         import psycopg
 
-        with psycopg.connect(_admin_dsn(self.base_url), autocommit=True, connect_timeout=5) as c:
+        with psycopg.connect(self.admin, autocommit=True, connect_timeout=5) as c:
             row = c.execute("SHOW server_version").fetchone()
         return f"PostgreSQL {row[0]}" if row else None
 
