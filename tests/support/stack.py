@@ -18,6 +18,7 @@ from uuid import UUID
 from prefect.client.orchestration import get_client
 
 from rprp.prefect_server import POOL, PrefectServer
+from rprp.processes import children_map, descendants
 from rprp.processes import free_port as free_port  # the product's, used by the tests from here
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -121,22 +122,11 @@ def _self_healing(record: list[str]) -> bool:
 
 def flow_processes(worker_pid: int) -> list[int]:
     """The processes under a worker that are flow runs: all its descendants but the fork
-    server (rprp/forkserver.py), which waits between runs."""
-    parents: dict[int, int] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue  # ended meanwhile
-        parents[int(stat.parent.name)] = int(fields[1])
-    descendants: list[int] = []
-    frontier = [worker_pid]
-    while frontier:
-        pid = frontier.pop()
-        children = [child for child, parent in parents.items() if parent == pid]
-        descendants += children
-        frontier += children
-    return [pid for pid in descendants if b"rprp.forkserver" not in _cmdline(pid)]
+    server (rprp/forkserver.py, the worker's child), which waits between runs. Its forked
+    children, the runs, share its command line."""
+    servers = {pid for pid in children_map().get(worker_pid, [])
+               if b"rprp.forkserver" in _cmdline(pid)}
+    return [pid for pid, _ in descendants(worker_pid) if pid not in servers]
 
 
 def _cmdline(pid: int) -> bytes:
