@@ -413,25 +413,10 @@ async def _any_live_case_runs() -> bool:
 
 
 async def _case_runs(states: list[Any]) -> list[Any]:
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import (
-        FlowRunFilter,
-        FlowRunFilterState,
-        FlowRunFilterStateType,
-        FlowRunFilterTags,
-    )
+    """tasks.orchestration's, imported once the cluster's environment is set, as above."""
+    from tasks.orchestration import case_runs
 
-    found: list[Any] = []
-    async with get_client() as client:
-        offset = 0
-        while True:
-            runs = await client.read_flow_runs(flow_run_filter=FlowRunFilter(
-                state=FlowRunFilterState(type=FlowRunFilterStateType(any_=states)),
-                tags=FlowRunFilterTags(all_=["rprp"])), limit=200, offset=offset)
-            found += runs
-            if len(runs) < 200:
-                return found
-            offset += 200
+    return await case_runs(states)
 
 
 async def _runs_of(cluster: Cluster, worker: str) -> set[str]:

@@ -27,27 +27,11 @@ async def _sample_children(stack: Any, stop: asyncio.Event, peak: dict[str, floa
 
 async def list_paused_runs() -> int:
     """What an operator's view does: every case run paused for input, page by page."""
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import (
-        FlowRunFilter,
-        FlowRunFilterState,
-        FlowRunFilterStateType,
-        FlowRunFilterTags,
-    )
     from prefect.client.schemas.objects import StateType
 
-    count, offset = 0, 0
-    async with get_client() as client:
-        while True:
-            runs = await client.read_flow_runs(
-                flow_run_filter=FlowRunFilter(
-                    state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.PAUSED])),
-                    tags=FlowRunFilterTags(all_=["rprp"])),
-                limit=200, offset=offset)
-            count += len(runs)
-            if len(runs) < 200:
-                return count
-            offset += 200
+    from tasks.orchestration import case_runs
+
+    return len(await case_runs([StateType.PAUSED]))
 
 
 def list_waiting_cases() -> int:

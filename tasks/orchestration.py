@@ -238,32 +238,44 @@ async def resume_retired_wait(case_id: int) -> bool:
 STALE_STATES = [StateType.RUNNING, StateType.PENDING, StateType.CRASHED]
 
 
+PAGE = 200  # the most runs Prefect returns per request
+
+
+async def case_runs(states: list[StateType]) -> list[FlowRun]:
+    """Every run of the product's flows (tagged `rprp`) in one of `states`. Prefect's list
+    endpoint returns at most 200 runs at a time, so it is read page by page."""
+    found: list[FlowRun] = []
+    async with get_client() as client:
+        while True:
+            runs = await client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(
+                    state=FlowRunFilterState(type=FlowRunFilterStateType(any_=states)),
+                    tags=FlowRunFilterTags(all_=["rprp"]),
+                ),
+                limit=PAGE, offset=len(found),
+            )
+            found += runs
+            if len(runs) < PAGE:
+                return found
+
+
 async def recover_stalled_runs(stale_after: timedelta, now: datetime | None = None) -> list[str]:
     """Reschedule case runs whose process died (worker killed, machine lost) mid-step.
 
     A step takes seconds; a run still Running or Pending long after it entered that state has
     no process behind it. Rescheduled, Prefect replays it from the top and every step checks the
-    case record, so nothing is repeated and nothing is lost.
+    case record, so nothing is repeated and nothing is lost. They are all read before any is
+    rescheduled: a rescheduled run leaves the filter, and paging by offset would then skip as
+    many others.
     """
     cutoff = (now or datetime.now(UTC)).astimezone(UTC) - stale_after
     recovered: list[str] = []
+    stalled = [run for run in await case_runs(STALE_STATES)
+               if run.state is not None and run.state.timestamp.astimezone(UTC) < cutoff]
     async with get_client() as client:
-        offset = 0
-        while True:
-            runs = await client.read_flow_runs(
-                flow_run_filter=FlowRunFilter(
-                    state=FlowRunFilterState(type=FlowRunFilterStateType(any_=STALE_STATES)),
-                    tags=FlowRunFilterTags(all_=["rprp"]),
-                ),
-                limit=200, offset=offset,
-            )
-            for run in runs:
-                entered = run.state.timestamp if run.state else None
-                if entered is not None and entered.astimezone(UTC) < cutoff:
-                    await client.set_flow_run_state(
-                        run.id, Scheduled(message="Rescheduled: its process stopped mid-step"),
-                        force=True)
-                    recovered.append(str(run.id))
-            if len(runs) < 200:
-                return recovered
-            offset += 200
+        for run in stalled:
+            await client.set_flow_run_state(
+                run.id, Scheduled(message="Rescheduled: its process stopped mid-step"),
+                force=True)
+            recovered.append(str(run.id))
+    return recovered
