@@ -4,8 +4,8 @@ for the cost of each step.
 Prefect 3.8's worker crashes ("this borrower is already holding one of this CapacityLimiter's
 tokens") when a suspended run is resumed before the worker has released the slot of the process
 that just suspended it. With `--limit` (needed on a SQLite Prefect database) that happens as soon
-as a person answers within a second or two. This worker simply leaves such a run for its next
-poll, when the slot is free.
+as a person answers within a second or two. This worker leaves such a run until the slot is free,
+and polls again at that moment.
 
 Prefect 3.8's worker also starts every flow run through a "workspace supervisor": a Python
 process that imports Prefect (3-4 s on a small machine) only to exec a second one, the engine,
@@ -166,11 +166,28 @@ class RprpJobConfiguration(ProcessJobConfiguration):
 class RprpProcessWorker(ProcessWorker):
     job_configuration = RprpJobConfiguration
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Set when a poll is wanted now rather than at the interval (poll_when_scheduled).
+        self.poll_wanted = asyncio.Event()
+        # Runs left by a poll because their last process still held its slot.
+        self._left_for_their_slot: set[uuid.UUID] = set()
+
     async def _submit_scheduled_flow_runs(self, flow_run_response: list[Any]) -> list[Any]:
         if self._limiter is not None:
             held = set(self._limiter.statistics().borrowers)
+            self._left_for_their_slot |= {r.flow_run.id for r in flow_run_response
+                                          if r.flow_run.id in held}
             flow_run_response = [r for r in flow_run_response if r.flow_run.id not in held]
         return await super()._submit_scheduled_flow_runs(flow_run_response)
+
+    def _release_limit_slot(self, flow_run_id: uuid.UUID) -> None:
+        """A run left for its slot is polled for the moment the slot is free: answered within
+        a second of pausing, it would otherwise wait for the interval poll (10 s by default)."""
+        super()._release_limit_slot(flow_run_id)
+        if flow_run_id in self._left_for_their_slot:
+            self._left_for_their_slot.discard(flow_run_id)
+            self.poll_wanted.set()
 
 
 SCHEDULED_EVENTS = ["prefect.flow-run.Scheduled", "prefect.flow-run.Resuming"]
@@ -178,13 +195,14 @@ log = logging.getLogger("rprp.worker")
 
 
 async def poll_when_scheduled(worker: RprpProcessWorker, retry_seconds: float = 5.0) -> None:
-    """Poll as soon as the server says a flow run was scheduled. A burst of events gives one
-    poll at a time (the next one covers everything scheduled meanwhile); a lost stream is
-    opened again, and until then the interval poll goes on as before."""
+    """Poll as soon as the server says a flow run was scheduled, or the worker has freed the
+    slot a scheduled run was left for. A burst of events gives one poll at a time (the next one
+    covers everything scheduled meanwhile); a lost stream is opened again, and until then the
+    interval poll goes on as before."""
     from prefect.events.clients import get_events_subscriber
     from prefect.events.filters import EventFilter, EventNameFilter
 
-    wanted = asyncio.Event()
+    wanted = worker.poll_wanted
 
     async def submit() -> None:
         while True:
