@@ -400,23 +400,18 @@ class Chaos:
 
 
 async def _stuck_runs() -> set[str]:
-    from tasks.orchestration import STALE_STATES
+    from tasks.orchestration import STALE_STATES, case_runs
 
-    return {str(run.id) for run in await _case_runs(STALE_STATES)}
+    return {str(run.id) for run in await case_runs(STALE_STATES)}
 
 
 async def _any_live_case_runs() -> bool:
     from prefect.client.schemas.objects import StateType
 
-    return bool(await _case_runs([StateType.RUNNING, StateType.PENDING, StateType.SCHEDULED,
-                                  StateType.PAUSED]))
-
-
-async def _case_runs(states: list[Any]) -> list[Any]:
-    """tasks.orchestration's, imported once the cluster's environment is set, as above."""
     from tasks.orchestration import case_runs
 
-    return await case_runs(states)
+    return bool(await case_runs([StateType.RUNNING, StateType.PENDING, StateType.SCHEDULED,
+                                 StateType.PAUSED]))
 
 
 async def _runs_of(cluster: Cluster, worker: str) -> set[str]:
@@ -424,12 +419,13 @@ async def _runs_of(cluster: Cluster, worker: str) -> set[str]:
     from prefect.client.schemas.objects import StateType
 
     from rprp.processes import descendants
+    from tasks.orchestration import case_runs
 
     service = cluster.workers.get(worker)
     if service is None or service.process is None:
         return set()
     pids = {str(pid) for pid, _ in descendants(service.process.pid)}
-    runs = await _case_runs([StateType.RUNNING, StateType.PENDING])
+    runs = await case_runs([StateType.RUNNING, StateType.PENDING])
     return {str(run.id) for run in runs if run.infrastructure_pid in pids}
 
 
@@ -544,8 +540,10 @@ def audit(case_ids: list[int], mail_dir: Path) -> dict[str, Any]:
 async def prefect_leftovers() -> dict[str, int]:
     from prefect.client.schemas.objects import StateType
 
-    crashed = await _case_runs([StateType.CRASHED])
-    running = await _case_runs([StateType.RUNNING, StateType.PENDING])
+    from tasks.orchestration import case_runs
+
+    crashed = await case_runs([StateType.CRASHED])
+    running = await case_runs([StateType.RUNNING, StateType.PENDING])
     return {"crashed_runs": len(crashed), "running_without_process": len(running)}
 
 

@@ -83,20 +83,6 @@ def descendants(pid: int) -> list[int]:
     return [child for child, _ in process_tree(pid)]
 
 
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(
-            errors="replace")
-    except OSError:
-        return ""
-
-
-def flow_processes(worker_pid: int) -> list[int]:
-    """The worker's live flow run processes: its descendants, less the fork server that it
-    keeps whatever the load (rprp/forkserver.py), which runs no flow itself."""
-    return [pid for pid in descendants(worker_pid) if "rprp.forkserver" not in _cmdline(pid)]
-
-
 def direct_children(pid: int) -> list[int]:
     return list(children_map().get(pid, []))
 

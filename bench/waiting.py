@@ -8,9 +8,10 @@ import asyncio
 import time
 from typing import Any
 
-from bench.machine import flow_processes, tree_rss_mb
+from bench.machine import tree_rss_mb
 from bench.stats import summary
 from bench.watch import RunWatcher
+from rprp.processes import flow_processes
 
 LIST_REPEATS = 15
 

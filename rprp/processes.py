@@ -117,6 +117,29 @@ def descendants(root: int) -> list[tuple[int, str]]:
     return found
 
 
+def flow_processes(worker_pid: int) -> list[int]:
+    """The live flow run processes under `rprp.worker`: all its descendants but its fork server
+    (rprp/forkserver.py), which waits between runs. The runs forked from that server share its
+    command line, so only the outermost process with it is left out."""
+    children = children_map()
+    found: list[int] = []
+    todo = [(pid, False) for pid in children.get(worker_pid, [])]
+    while todo:
+        pid, under_server = todo.pop()
+        server = not under_server and b"rprp.forkserver" in _cmdline(pid)
+        if not server:
+            found.append(pid)
+        todo.extend((child, under_server or server) for child in children.get(pid, []))
+    return found
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
 def _signal_if_same(pid: int, started: str, sig: int) -> bool:
     """Signal `pid` only if it is still the process we saw; True if it was still alive."""
     if _start_time(pid) != started:

@@ -59,6 +59,10 @@ async def _finished(run_id: uuid.UUID) -> bool:
     return await _state(run_id) is StateType.COMPLETED
 
 
+async def _paused(run_id: uuid.UUID) -> bool:
+    return await _state(run_id) is StateType.PAUSED
+
+
 async def test_a_run_scheduled_between_polls_starts_at_once(pool_and_worker) -> None:  # type: ignore[no-untyped-def]
     for attempt in ("first", "second"):  # the second is scheduled well after the first poll
         async with get_client() as client:
@@ -82,6 +86,3 @@ async def test_a_run_resumed_while_its_process_exits_starts_when_that_process_en
     await eventually(lambda: _finished(run.id), timeout=CEILING,
                      what="the resumed run to be picked up once its process ended and finish")
 
-
-async def _paused(run_id: uuid.UUID) -> bool:
-    return await _state(run_id) is StateType.PAUSED

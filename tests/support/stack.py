@@ -18,7 +18,7 @@ from uuid import UUID
 from prefect.client.orchestration import get_client
 
 from rprp.prefect_server import POOL, PrefectServer
-from rprp.processes import children_map, descendants
+from rprp.processes import flow_processes
 from rprp.processes import free_port as free_port  # the product's, used by the tests from here
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -68,11 +68,10 @@ class Worker:
         """Wait until no flow run's process is left under the worker, as an operator stops a
         worker to deploy: a run that has just suspended is still exiting for a moment, and a
         SIGTERM then crashes it (the sweep would recover it, minutes later)."""
-        def busy() -> bool:
-            return self.process is not None and bool(flow_processes(self.process.pid))
-
-        await eventually(lambda: not busy(), timeout, "the worker's flow processes to end",
-                         interval=0.05)
+        if self.process is not None:
+            pid = self.process.pid
+            await eventually(lambda: not flow_processes(pid), timeout,
+                             "the worker's flow processes to end", interval=0.05)
 
     def kill(self) -> None:
         """SIGKILL the worker and every flow process it started, as a crash would."""
@@ -118,22 +117,6 @@ def log_failures(path: Path) -> list[str]:
 
 def _self_healing(record: list[str]) -> bool:
     return any(SQLITE_CONTENTION in line for line in record)
-
-
-def flow_processes(worker_pid: int) -> list[int]:
-    """The processes under a worker that are flow runs: all its descendants but the fork
-    server (rprp/forkserver.py, the worker's child), which waits between runs. Its forked
-    children, the runs, share its command line."""
-    servers = {pid for pid in children_map().get(worker_pid, [])
-               if b"rprp.forkserver" in _cmdline(pid)}
-    return [pid for pid, _ in descendants(worker_pid) if pid not in servers]
-
-
-def _cmdline(pid: int) -> bytes:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return b""
 
 
 def worker_env(api_url: str) -> dict[str, str]:
