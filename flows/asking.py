@@ -8,6 +8,11 @@ itself, under the keys Prefect's pause will use, before it asks Prefect to pause
 own store after the pause finds it done. Killed before the pause, the run is still Running and
 the sweep reschedules it (tasks/orchestration.py `recover_stalled_runs`); killed after, the form
 is there to answer.
+
+A replay passes the questions answered before without a call to Prefect: the run's own record,
+read when its process started, lists every pause key it has been resumed from, so `ask` loads
+the answer at once instead of storing the form again (409) and proposing a pause that Prefect
+would refuse. Each resumed step replays all the earlier questions, so this is on the hot path.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import httpx
 import orjson
 from prefect._internal.pydantic.v2_schema import create_v2_schema
 from prefect.client.orchestration import get_client
+from prefect.context import FlowRunContext
 from prefect.flow_runs import asuspend_flow_run
 from prefect.input import RunInput
 from prefect.input.run_input import Keyset, keyset_from_paused_state
@@ -37,8 +43,19 @@ async def ask(form: type[F], key: str) -> F:
     run_id = flow_run.get_id()
     assert run_id, "only a flow run can ask"
     keyset = keyset_from_paused_state(Suspended(pause_key=key))
+    if answered(key):
+        return await form.aload(keyset)
     await store_form(form, keyset, UUID(str(run_id)))
     return await asuspend_flow_run(wait_for_input=_stored(form), key=key)
+
+
+def answered(key: str) -> bool:
+    """Whether this run has paused under `key` before: Prefect adds a pause's key to the run's
+    `pause_keys` when it accepts the pause and refuses that key ever after, loading the answer
+    instead, so the answer is there (Suspended runs resume only with one)."""
+    context = FlowRunContext.get()
+    run = context.flow_run if context else None
+    return run is not None and key in (run.empirical_policy.pause_keys or ())
 
 
 async def store_form(form: type[RunInput], keyset: Keyset, flow_run_id: UUID) -> None:

@@ -4,7 +4,9 @@ With `RPRP_TEST_DIE_AFTER_PAUSE` set, its process dies (`os._exit`, as a SIGKILL
 the moment Prefect accepts the Suspended state, before anything after the pause has run. With
 `RPRP_TEST_PREFECT_ORDER` set it asks through Prefect's own `asuspend_flow_run`, which pauses
 first and stores the form after, to show the gap `flows.asking.ask` closes. With
-`RPRP_TEST_EXPECT` set, the run fails unless the answer it gets is that choice.
+`RPRP_TEST_EXPECT` set, the run fails unless the answer it gets is that choice. With `RPRP_TEST_NO_CALLS_FOR_ANSWERED`
+set, storing a form or proposing a pause fails the run: a question answered before must be
+passed from the run's own record.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import prefect.flow_runs
 from prefect import flow
 from prefect.input import RunInput
 
+import flows.asking
 from flows.asking import ask
 
 _propose = prefect.flow_runs.propose_state
@@ -29,8 +32,15 @@ async def _die_once_paused(*args: Any, **kwargs: Any) -> Any:
     return state
 
 
+async def _no_call(*args: Any, **kwargs: Any) -> Any:
+    raise AssertionError("a question answered before went to Prefect again")
+
+
 if os.environ.get("RPRP_TEST_DIE_AFTER_PAUSE"):
     prefect.flow_runs.propose_state = _die_once_paused  # type: ignore[assignment]
+if os.environ.get("RPRP_TEST_NO_CALLS_FOR_ANSWERED"):
+    prefect.flow_runs.propose_state = _no_call  # type: ignore[assignment]
+    flows.asking.store_form = _no_call  # type: ignore[assignment]
 
 
 class Verdict(StrEnum):
