@@ -4,9 +4,9 @@ With `RPRP_TEST_DIE_AFTER_PAUSE` set, its process dies (`os._exit`, as a SIGKILL
 the moment Prefect accepts the Suspended state, before anything after the pause has run. With
 `RPRP_TEST_PREFECT_ORDER` set it asks through Prefect's own `asuspend_flow_run`, which pauses
 first and stores the form after, to show the gap `flows.asking.ask` closes. With
-`RPRP_TEST_EXPECT` set, the run fails unless the answer it gets is that choice. With `RPRP_TEST_NO_CALLS_FOR_ANSWERED`
-set, storing a form or proposing a pause fails the run: a question answered before must be
-passed from the run's own record.
+`RPRP_TEST_EXPECT` set, the run fails unless the answer it gets is that choice. With
+`RPRP_TEST_NO_CALLS_FOR_ANSWERED` set, storing a form or proposing a pause fails the run: a
+question answered before must be passed from the run's own record.
 """
 
 from __future__ import annotations
