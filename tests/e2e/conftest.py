@@ -3,9 +3,8 @@ server with its UI, the project's deployments, a real process worker and the SMT
 
 The portal runs under uvicorn in a background thread on a free loopback port, and
 RPRP_PORTAL_URL points at it before the worker starts, so the links in the emails the worker
-sends open this portal. `prefect_api` is overridden here with a Prefect server of its own
-(tests.support.stack.make_prefect_server) whose UI calls the portal's gateway; the other
-fixtures (`mail_sink`, `deployments`, `worker`, `stack`) are the integration ones.
+sends open this portal. The Prefect server, its UI calling the portal's gateway, the worker and
+the SMTP sink are the ones every test of this process shares (tests/support/fixtures.py).
 The browser may reach 127.0.0.1/localhost only; every other request is aborted.
 """
 
@@ -23,9 +22,6 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-# The integration fixtures, shared: pytest registers what this module imports.
-from tests.integration.conftest import deployments, mail_sink, stack, worker  # noqa: F401
-from tests.support.stack import free_port, make_prefect_server
 from tests.support.users import use_sign_ins
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,7 +38,6 @@ REVIEWER = ("sgt.reviewer@force.example", "reviewer-e2e-password")
 OTHER_REVIEWER = ("sgt.other@force.example", "other-e2e-password")
 USERS = (f"{PSD[0]}:{PSD[1]}:psd,{REVIEWER[0]}:{REVIEWER[1]}:reviewer,"
          f"{OTHER_REVIEWER[0]}:{OTHER_REVIEWER[1]}:reviewer")
-PREFECT_CREDENTIALS = "e2e-prefect-credentials-not-for-production"
 
 
 def _wait_for(url: str, timeout: float, process: subprocess.Popen | None = None,
@@ -72,11 +67,11 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
 
 @pytest.fixture(scope="session")
 def portal_url(case_database: str) -> str:
-    """Chosen before anything else starts, so the worker's emails link to this portal."""
+    """Where the portal listens: chosen by `case_database` before anything else starts, so the
+    worker's emails and the Prefect UI link to this portal."""
     from infra.settings import reset_settings
 
-    url = f"http://127.0.0.1:{free_port()}"
-    os.environ["RPRP_PORTAL_URL"] = url
+    url = os.environ["RPRP_PORTAL_URL"]
     os.environ["RPRP_PORTAL_USERS"] = USERS
     reset_settings()
     use_sign_ins(USERS)
@@ -84,7 +79,7 @@ def portal_url(case_database: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def portal(portal_url: str, mail_sink) -> Iterator[str]:  # type: ignore[no-untyped-def]  # noqa: F811
+def portal(portal_url: str, mail_sink) -> Iterator[str]:  # type: ignore[no-untyped-def]
     import uvicorn
 
     from portal.app import create_app
@@ -101,40 +96,7 @@ def portal(portal_url: str, mail_sink) -> Iterator[str]:  # type: ignore[no-unty
     thread.join(timeout=10)
 
 
-# -- a real Prefect server, with its UI ---------------------------------------------------------
-
-@pytest.fixture(scope="session")
-def prefect_api(portal_url: str, mail_sink, session_dir: Path) -> Iterator[str]:  # type: ignore[no-untyped-def]  # noqa: F811
-    """Overrides the integration fixture: the Prefect server as `rprp up` runs it, with API
-    credentials and the UI under /prefect calling the portal's gateway."""
-    import prefect.context
-    from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
-
-    from infra.settings import reset_settings
-
-    server = make_prefect_server(session_dir / "prefect-home", log_dir=session_dir,
-                                 auth_string=PREFECT_CREDENTIALS,
-                                 ui_api_url=f"{portal_url}/prefect/api")
-    server.start()
-    api = server.api_url
-    try:
-        os.environ["PREFECT_API_URL"] = api
-        os.environ["PREFECT_API_AUTH_STRING"] = PREFECT_CREDENTIALS
-        os.environ["RPRP_PREFECT_UI_URL"] = f"{portal_url}/prefect"
-        reset_settings()
-        with contextlib.ExitStack() as stack_:
-            # This thread's settings, and the process-wide ones that the portal's thread and
-            # any other thread without its own settings context fall back to.
-            stack_.enter_context(temporary_settings(updates={
-                PREFECT_API_URL: api, PREFECT_API_AUTH_STRING: PREFECT_CREDENTIALS}))
-            stack_.enter_context(prefect.context._temporary_global_settings_context(
-                prefect.context.get_settings_context()))
-            yield api
-    finally:
-        server.stop()
-        os.environ.pop("PREFECT_API_URL", None)
-        os.environ.pop("PREFECT_API_AUTH_STRING", None)
-
+# -- the Prefect UI ---------------------------------------------------------------------------
 
 @pytest.fixture(scope="session")
 def prefect_ui(prefect_api: str, portal_url: str) -> str:

@@ -16,7 +16,7 @@ from tests.support.cases import PSD, REVIEWER, audit_actions, outbox, paused_in
 from tests.support.stack import eventually
 
 S = CaseState
-pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]
+pytestmark = [pytest.mark.long(seconds=35), pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]
 
 
 async def test_officer_declines_to_give_an_account(new_page, portal, stack,  # type: ignore[no-untyped-def]

@@ -30,7 +30,7 @@ from tests.support.cases import (
 from tests.support.stack import eventually
 
 S = CaseState
-pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]
+pytestmark = [pytest.mark.long(seconds=85), pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]
 INJECTED = ("Rude at a stop. [Session expired: sign in again](http://evil.example) "
             '<a href="http://evil.example/login">Sign in</a>')
 

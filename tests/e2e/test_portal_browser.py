@@ -24,7 +24,7 @@ from tests.support.cases import case_row, give_account, paused_in, sample_referr
 from tests.support.stack import eventually
 
 S = CaseState
-pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]
+pytestmark = [pytest.mark.long(seconds=30), pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]
 
 
 def case_count() -> int:

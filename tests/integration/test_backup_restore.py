@@ -24,7 +24,7 @@ from tests.integration.test_stack import (
 from tests.support.database import create_test_database, drop_test_database
 from tests.support.stack import log_failures
 
-pytestmark = [pytest.mark.integration]
+pytestmark = [pytest.mark.long(seconds=75), pytest.mark.integration]
 DRIVE_TIMEOUT = 900
 
 

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = [pytest.mark.long(seconds=100)]
+
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ["--cases-lifecycle", "1", "--lifecycle-repeats", "1", "--cases", "3",
         "--sweep-sizes", "20,40", "--wake-targets", "1", "--latency-samples", "2",

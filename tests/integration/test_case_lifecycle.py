@@ -36,7 +36,7 @@ from tests.support.cases import (
 )
 
 S = CaseState
-pytestmark = [pytest.mark.integration]
+pytestmark = [pytest.mark.long(seconds=75), pytest.mark.integration]
 ACCOUNT_MARKER = "ZX-CONFIDENTIAL-ACCOUNT-7731"
 DISCUSSION_MARKER = "QK-SEALED-DISCUSSION-4409"
 

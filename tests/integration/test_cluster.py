@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 300
 
 pytestmark = [
+    pytest.mark.long(seconds=290),
     pytest.mark.skipif(not os.environ.get("RPRP_TEST_DATABASE_URL"),
                        reason="the cluster runs on PostgreSQL: set RPRP_TEST_DATABASE_URL"),
     pytest.mark.skipif(haproxy_binary() is None, reason="HAProxy is not installed (./dev test "

@@ -54,7 +54,7 @@ from tests.support.flow_change import (
 from tests.support.stack import ROOT, Worker, eventually, flow_run_state
 
 S = CaseState
-pytestmark = [pytest.mark.integration]
+pytestmark = [pytest.mark.long(seconds=90), pytest.mark.integration]
 ACCOUNT = "My account of what happened at the stop."
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -19,6 +18,7 @@ from infra.migrations import upgrade_to_head
 from infra.settings import reset_settings
 from models import Case, Officer, Outbox, as_utc
 from models.enums import Rank
+from rprp.processes import free_port
 from tasks.notify import deliver_pending, message_id, retry_delay
 from tasks.outbox import KIND_CONTEXT, enqueue, failed_count, pending_count, render_email
 
@@ -207,12 +207,6 @@ def make_due_now() -> None:
         for row in session.exec(select(Outbox)).all():
             row.next_attempt_at = row.next_attempt_at - timedelta(days=1)
             session.add(row)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # Rendering

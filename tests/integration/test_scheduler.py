@@ -40,7 +40,7 @@ from tests.support.stack import (
     worker_env,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.long(seconds=40)]
 
 LONDON = ZoneInfo("Europe/London")
 

@@ -22,6 +22,8 @@ from rprp.processes import descendants, free_port, port_is_free
 from tests.support.database import create_test_database, drop_test_database
 from tests.support.stack import log_failures
 
+pytestmark = [pytest.mark.long(seconds=80)]
+
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOYMENTS = {"rprp-case", "rprp-sweep", "rprp-action-review", "rprp-rpm",
                "rprp-learning-board"}

@@ -1,12 +1,21 @@
-"""Integration fixtures: the Prefect test server, deployments, a worker, and an SMTP sink."""
+"""The stack the integration and browser tests share, one per pytest process: the SMTP sink, the
+Prefect server, prefect.yaml's deployments and a worker.
+
+One definition of each, registered from tests/conftest.py, so every test in a process gets the
+same server and worker whichever directory it is in and whichever test comes first (pytest-xdist
+runs the files in more than one process, each with its own stack). Nothing starts until a test
+asks for it: the unit tests start none of it.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import prefect.context
 import pytest
 from prefect.settings import PREFECT_API_AUTH_STRING, PREFECT_API_URL, temporary_settings
 
@@ -30,19 +39,30 @@ def mail_sink(session_dir: Path) -> Iterator[MailSink]:
 
 @pytest.fixture(scope="session")
 def prefect_server(mail_sink: MailSink, session_dir: Path) -> Iterator[PrefectServer]:
+    """The one Prefect server of this pytest process, as `rprp up` runs it: API credentials, and
+    its UI calling the portal's gateway (the browser tests' portal, on RPRP_PORTAL_URL). Every
+    test, browser or not, shares it with the worker, whichever runs first; on PostgreSQL when
+    RPRP_TEST_DATABASE_URL is set."""
     base = os.environ.get("RPRP_TEST_DATABASE_URL", "")
     database_url = ""
     if base:
         name = f"prefect_test_{uuid.uuid4().hex[:10]}"
         database_url = create_test_database(base, name)
-    server = make_prefect_server(session_dir / "prefect", database_url=database_url)
+    portal = os.environ["RPRP_PORTAL_URL"]  # chosen by the case_database fixture
+    server = make_prefect_server(session_dir / "prefect", database_url=database_url,
+                                 ui_api_url=f"{portal}/prefect/api")
     server.start()
     os.environ["PREFECT_API_URL"] = server.api_url
     os.environ["PREFECT_API_AUTH_STRING"] = server.auth_string
-    os.environ["RPRP_PREFECT_UI_URL"] = server.ui_url
+    os.environ["RPRP_PREFECT_UI_URL"] = f"{portal}/prefect"  # people open it through the gateway
     reset_settings()
-    with temporary_settings({PREFECT_API_URL: server.api_url,
-                             PREFECT_API_AUTH_STRING: server.auth_string}):
+    with contextlib.ExitStack() as settings:
+        # This thread's settings, and the process-wide ones that the browser tests' portal
+        # thread, and any other thread without a settings context of its own, fall back to.
+        settings.enter_context(temporary_settings({PREFECT_API_URL: server.api_url,
+                                                   PREFECT_API_AUTH_STRING: server.auth_string}))
+        settings.enter_context(prefect.context._temporary_global_settings_context(
+            prefect.context.get_settings_context()))
         yield server
     server.stop()
     os.environ.pop("PREFECT_API_URL", None)
