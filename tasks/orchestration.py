@@ -10,6 +10,7 @@ import json
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from enum import Enum
 from uuid import UUID
 
 import httpx
@@ -134,9 +135,22 @@ async def suspension(flow_run_id: str) -> Suspension | None:
     return Suspension(form=str(json.loads(schema).get("title") or ""), form_saved=True)
 
 
+class Wake(Enum):
+    """What came of waking a run."""
+
+    WOKEN = "woken"
+    NEVER = "never by us"  # it waits for a person's form, or its pause timed out
+    NOT_YET = "not yet"  # not (yet) suspended without a form: try again later
+
+
 async def wake_flow_run(flow_run_id: str, attempts: int = 5, delay: float = 1.0) -> bool:
     """Resume a run suspended without a form (a wait for the officer or for a review), so it
-    reads the case again; False if it is not (yet) so suspended.
+    reads the case again; False if it is not (yet) so suspended."""
+    return await wake(flow_run_id, attempts, delay) is Wake.WOKEN
+
+
+async def wake(flow_run_id: str, attempts: int = 5, delay: float = 1.0) -> Wake:
+    """Resume a run suspended without a form, and say what came of it.
 
     A run waiting for a person's form is never woken: that answer is theirs to give. The run may
     still be between reading the case and suspending, or paused with its form's schema not yet
@@ -144,33 +158,32 @@ async def wake_flow_run(flow_run_id: str, attempts: int = 5, delay: float = 1.0)
     state, not an error's wording, says why it cannot be woken yet.
     """
     for attempt in range(attempts):
-        woken = await _wake_once(flow_run_id)
-        if woken is not None:
-            return woken
+        outcome = await _wake_once(flow_run_id)
+        if outcome is not Wake.NOT_YET:
+            return outcome
         if attempt + 1 < attempts:
             await asyncio.sleep(delay)
-    return False
+    return Wake.NOT_YET
 
 
-async def _wake_once(flow_run_id: str) -> bool | None:
-    """True: woken; False: never to be woken by us; None: not yet, read it again."""
+async def _wake_once(flow_run_id: str) -> Wake:
     waiting = await suspension(flow_run_id)
     if waiting is None or not waiting.form_saved:
-        return None
+        return Wake.NOT_YET
     run_input: dict[str, str] | None = None
     if waiting.form is not None:
         if waiting.form != LEGACY_WAKE_TITLE:
             log.info("flow run %s waits for a person's form: not woken", flow_run_id)
-            return False
+            return Wake.NEVER
         run_input = LEGACY_WAKE_INPUT
     async with get_client() as client:
         result = await client.resume_flow_run(UUID(flow_run_id), run_input=run_input)
     if result.status is SetStateStatus.ACCEPT:
-        return True
+        return Wake.WOKEN
     if result.state is not None and result.state.type is StateType.FAILED:
-        return False  # its pause timed out: Prefect failed it, nothing to wake
+        return Wake.NEVER  # its pause timed out: Prefect failed it, nothing to wake
     log.info("flow run %s not woken yet: %s", flow_run_id, result.status.value)
-    return None  # it moved on since we read it
+    return Wake.NOT_YET  # it moved on since we read it
 
 
 # Runs suspended before internal waits had no form still wait for this one-field "Wake" form.
@@ -179,7 +192,11 @@ LEGACY_WAKE_INPUT = {"reason": "case_changed"}
 
 
 async def wake_case(case_id: int, attempts: int = 5) -> bool:
-    """Wake the case's run; if it cannot be woken now, flag the case for the sweep to retry."""
+    """Wake the case's run; if it cannot be woken now, flag the case for the sweep to retry.
+
+    A run that has moved on to wait for a person's form has read the case since it was flagged
+    (forms come after the waits that are woken), so its flag is cleared, not retried for ever.
+    """
     with session_scope() as session:
         case = session.get(Case, case_id)
         flow_run_id = case.flow_run_id if case else None
@@ -189,13 +206,14 @@ async def wake_case(case_id: int, attempts: int = 5) -> bool:
                 case.wake_requested = False
                 session.add(case)
             return False
-    woken = await wake_flow_run(flow_run_id, attempts) if flow_run_id else False
+    outcome = await wake(flow_run_id, attempts) if flow_run_id else Wake.NOT_YET
+    retry = outcome is Wake.NOT_YET
     with session_scope() as session:
         case = session.get(Case, case_id)
-        if case is not None and case.wake_requested == woken:
-            case.wake_requested = not woken
+        if case is not None and case.wake_requested != retry:
+            case.wake_requested = retry
             session.add(case)
-    return woken
+    return outcome is Wake.WOKEN
 
 
 async def stop_flow_run(flow_run_id: str | None, message: str) -> None:

@@ -74,8 +74,14 @@ def portal_url(case_database: str) -> str:
     url = os.environ["RPRP_PORTAL_URL"]
     os.environ["RPRP_PORTAL_USERS"] = USERS
     reset_settings()
-    use_sign_ins(USERS)
     return url
+
+
+@pytest.fixture(autouse=True)
+def sign_ins(portal_url: str) -> None:
+    """The browser tests' users, with these passwords, before each test: the integration tests
+    in the same process sign in as the sample case's reviewer too, with passwords of their own."""
+    use_sign_ins(USERS)
 
 
 @pytest.fixture(scope="session")

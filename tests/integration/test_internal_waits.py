@@ -12,7 +12,10 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 from prefect.flow_runs import aresume_flow_run
 
+from infra.db import session_scope
+from models import Case
 from models.enums import CaseState
+from tasks.orchestration import wake_case
 from tests.support.cases import case_row, give_account, open_case, paused_in
 from tests.support.stack import eventually
 
@@ -62,6 +65,23 @@ async def test_the_account_wait_offers_no_form_and_is_woken_without_input(stack)
     await give_account(case_id, "My account of what happened at the stop.")
     await paused_in(case_id, S.FACT_FINDING_DECISION)
     assert case_row(case_id).wake_requested is False
+
+
+async def test_a_flag_left_for_a_run_that_waits_for_a_person_is_cleared(stack) -> None:
+    """A sweep's wake and the portal's can race for one account: the loser finds the run on to
+    the fact-finding form. It must not be woken, nor stay flagged for every later sweep."""
+    case_id = await open_case()
+    await paused_in(case_id, S.AWAITING_ACCOUNT)
+    await give_account(case_id, "My account.")
+    await paused_in(case_id, S.FACT_FINDING_DECISION)
+    with session_scope() as session:
+        case = session.get(Case, case_id)
+        assert case is not None
+        case.wake_requested = True  # as the losing wake, and the account's transaction, left it
+        session.add(case)
+    assert await wake_case(case_id, attempts=1) is False
+    assert case_row(case_id).wake_requested is False
+    assert case_row(case_id).state is S.FACT_FINDING_DECISION
 
 
 async def test_a_suspension_is_logged_as_info_not_as_an_error(stack) -> None:
