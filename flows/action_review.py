@@ -11,7 +11,6 @@ from prefect.runtime import flow_run
 
 from flows.asking import ask
 from flows.outages import through_database_outages
-from flows.run_logs import log_suspensions_as_info
 from flows.run_versions import this_run
 from models.forms import action_review_form
 from tasks.action_reviews import record_review, review_wait
@@ -19,8 +18,6 @@ from tasks.briefing import describe
 from tasks.code_version import running_under, source_version
 from tasks.notify import deliver_pending
 from tasks.orchestration import wake_case
-
-log_suspensions_as_info()
 
 
 @flow(name="rprp-action-review", version=source_version(), log_prints=False,

@@ -13,6 +13,14 @@ A replay passes the questions answered before without a call to Prefect: the run
 read when its process started, lists every pause key it has been resumed from, so `ask` loads
 the answer at once instead of storing the form again (409) and proposing a pause that Prefect
 would refuse. Each resumed step replays all the earlier questions, so this is on the hot path.
+
+And a pause answered before this process heard that Prefect accepted it (the first reply was
+lost and the client's retry found the run already resumed: seen on a busy SQLite Prefect
+database, a wake given at once) ends this process quietly: the run is Scheduled, and the worker
+starts it again to take the answer. Prefect's own suspend raises "unexpected state" there: the
+process ends in an error, with a traceback in the worker's log, and the run goes on only
+because Prefect then refuses the Failed state it proposes. The same holds for the waits with
+no form (`suspend`).
 """
 
 from __future__ import annotations
@@ -25,13 +33,19 @@ import orjson
 from prefect._internal.pydantic.v2_schema import create_v2_schema
 from prefect.client.orchestration import get_client
 from prefect.context import FlowRunContext
+from prefect.exceptions import Pause
 from prefect.flow_runs import asuspend_flow_run
 from prefect.input import RunInput
 from prefect.input.run_input import Keyset, keyset_from_paused_state
+from prefect.logging import get_run_logger
 from prefect.runtime import flow_run
 from prefect.states import Suspended
 
+from flows.run_logs import log_suspensions_as_info
+
 F = TypeVar("F", bound=RunInput)
+
+log_suspensions_as_info()
 
 
 async def ask(form: type[F], key: str) -> F:
@@ -46,7 +60,37 @@ async def ask(form: type[F], key: str) -> F:
     if answered(key):
         return await form.aload(keyset)
     await store_form(form, keyset, UUID(str(run_id)))
-    return await asuspend_flow_run(wait_for_input=_stored(form), key=key)
+    try:
+        return await asuspend_flow_run(wait_for_input=_stored(form), key=key)
+    except RuntimeError:
+        await _exit_if_resumed_elsewhere(key)
+        raise
+
+
+async def suspend(key: str) -> None:
+    """Suspend the run with no form, until it is woken (`tasks.orchestration.wake`); a replay
+    passes a wait it was woken from."""
+    if answered(key):
+        return
+    try:
+        await asuspend_flow_run(key=key)
+    except RuntimeError:
+        await _exit_if_resumed_elsewhere(key)
+        raise
+
+
+async def _exit_if_resumed_elsewhere(key: str) -> None:
+    """Prefect refused the pause with a state it did not expect. If the run has paused under
+    `key` and is Scheduled again (answered, or woken, before this process heard of its pause),
+    its next process takes it from there: this one stops here and changes nothing."""
+    run_id = flow_run.get_id()
+    async with get_client() as client:
+        run = await client.read_flow_run(UUID(str(run_id)))
+    if (run.state is not None and run.state.is_scheduled()
+            and key in (run.empirical_policy.pause_keys or ())):
+        get_run_logger().info("Answered before this process heard of its pause: the run goes "
+                              "on in its next process")
+        raise Pause(state=run.state)
 
 
 def answered(key: str) -> bool:

@@ -31,14 +31,12 @@ from typing import Any
 
 from prefect import Task, flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
-from prefect.flow_runs import asuspend_flow_run
 from prefect.input import RunInput
 from prefect.runtime import flow_run
 from sqlmodel import select
 
-from flows.asking import ask
+from flows.asking import ask, suspend
 from flows.outages import through_database_outages
-from flows.run_logs import log_suspensions_as_info
 from flows.run_versions import this_run
 from infra.db import session_scope
 from models import Case, Outbox
@@ -54,7 +52,6 @@ from tasks.outbox import PENDING
 from tasks.steps import Step, StepKind
 
 S = CaseState
-log_suspensions_as_info()
 
 
 @dataclass(frozen=True)
@@ -234,7 +231,7 @@ async def wait_to_be_woken(here: Here, passes: dict[str, int]) -> None:
     await mail_what_is_queued(here)
     get_run_logger().info("Case %s waits in %s (%s)", here.case_id, here.state.value,
                           here.wait.key)
-    await asuspend_flow_run(key=wake_key(here.wait, passes))
+    await suspend(wake_key(here.wait, passes))
 
 
 async def mail_what_is_queued(here: Here) -> None:

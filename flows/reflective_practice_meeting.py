@@ -20,13 +20,11 @@ from dataclasses import dataclass
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
-from prefect.flow_runs import asuspend_flow_run
 from prefect.runtime import flow_run
 from sqlmodel import col, select
 
-from flows.asking import ask
+from flows.asking import ask, suspend
 from flows.outages import through_database_outages
-from flows.run_logs import log_suspensions_as_info
 from infra.db import session_scope
 from infra.settings import get_settings
 from models import Outbox, utc_now
@@ -41,7 +39,6 @@ from tasks.notify import deliver_pending
 from tasks.outbox import PENDING
 
 M = MeetingState
-log_suspensions_as_info()
 
 
 @dataclass(frozen=True)
@@ -184,7 +181,7 @@ async def carry_meeting(meeting_id: int) -> str:
             get_run_logger().info("Meeting %s waits: %s", meeting_id, wait)
             n = passes.get(wait, 0)
             passes[wait] = n + 1
-            await asuspend_flow_run(key=f"{wait}-pass-{n}")
+            await suspend(f"{wait}-pass-{n}")
 
 
 def briefing(here: Here) -> str:

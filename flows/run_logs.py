@@ -1,6 +1,8 @@
 """A suspended run is waiting, not failing: Prefect's flow engine logs the end of every attempt
 that did not complete ("Finished in state Suspended(type=PAUSED)") as ERROR, in the worker's log
-and the Prefect UI. The flow modules install this filter so a suspension is logged at INFO.
+and the Prefect UI. The flow modules install this filter (through flows/asking.py, which every
+flow that waits pauses through) so a suspension is logged at INFO, and so is the end of a
+process whose run was resumed while it paused ("Finished in state Resuming").
 """
 
 from __future__ import annotations
@@ -8,7 +10,8 @@ from __future__ import annotations
 import logging
 
 ENGINE_LOGGER = "prefect.flow_runs"  # the engine's flow-run logger (prefect.logging.loggers)
-WAITING = ("Finished in state Suspended", "Finished in state Paused")
+WAITING = ("Finished in state Suspended", "Finished in state Paused",
+           "Finished in state Resuming")
 
 
 class SuspensionIsNotAnError(logging.Filter):

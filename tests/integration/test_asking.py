@@ -41,9 +41,16 @@ async def deployment(prefect_api: str) -> AsyncIterator[uuid.UUID]:
 
 def run_process(prefect_api: str, run_id: uuid.UUID, **flags: str) -> int:
     """Run the flow run's process as a worker starts it; its exit code."""
-    env = dict(worker_env(prefect_api), PREFECT__FLOW_RUN_ID=str(run_id), **flags)
-    return subprocess.run([sys.executable, "-m", "prefect.engine"], cwd=ROOT, env=env,
-                          timeout=120, capture_output=True).returncode
+    return run_logged(prefect_api, run_id, **flags)[0]
+
+
+def run_logged(prefect_api: str, run_id: uuid.UUID, **flags: str) -> tuple[int, str]:
+    """Run the flow run's process as a worker starts it; its exit code and what it logged."""
+    env = dict(worker_env(prefect_api), PREFECT__FLOW_RUN_ID=str(run_id),
+               PREFECT_LOGGING_LEVEL="INFO", **flags)
+    done = subprocess.run([sys.executable, "-m", "prefect.engine"], cwd=ROOT, env=env,
+                          timeout=120, capture_output=True, text=True)
+    return done.returncode, done.stdout + done.stderr
 
 
 async def killed_at_the_pause(prefect_api: str, deployment: uuid.UUID,
@@ -102,3 +109,35 @@ async def test_a_replayed_question_already_answered_returns_its_answer(
     async with get_client() as client:
         done = await client.read_flow_run(run.id)
     assert done.state_type is StateType.COMPLETED, done.state
+
+
+async def test_a_pause_answered_before_its_reply_ends_the_process_and_the_next_takes_the_answer(
+        prefect_api: str, deployment: uuid.UUID) -> None:
+    """The pause is accepted, answered at once, and the run learns of it only from a retried
+    proposal that Prefect refuses with the run Scheduled again: the process ends with nothing
+    changed, and the run's next process gets the answer."""
+    async with get_client() as client:
+        run = await client.create_flow_run_from_deployment(deployment)
+    code, logged = run_logged(prefect_api, run.id, RPRP_TEST_ANSWER_BEFORE_REPLY="1")
+    assert code == 0 and "Answered before this process heard of its pause" in logged, logged
+    assert "ERROR" not in logged and "Traceback" not in logged, logged
+    async with get_client() as client:
+        assert (await client.read_flow_run(run.id)).state_type is StateType.SCHEDULED
+    assert run_process(prefect_api, run.id, RPRP_TEST_EXPECT="YES") == 0
+    async with get_client() as client:
+        done = await client.read_flow_run(run.id)
+    assert done.state_type is StateType.COMPLETED, done.state
+
+
+async def test_without_that_exit_the_process_ends_in_an_error(prefect_api: str,
+                                                             deployment: uuid.UUID) -> None:
+    """The control: as Prefect's suspend does, the refusal is raised ('unexpected state') and
+    the flow fails with a traceback; the run goes on only because Prefect refuses the Failed
+    state it then proposes."""
+    async with get_client() as client:
+        run = await client.create_flow_run_from_deployment(deployment)
+    _, logged = run_logged(prefect_api, run.id, RPRP_TEST_ANSWER_BEFORE_REPLY="1",
+                           RPRP_TEST_WITHOUT_THE_EXIT="1")
+    assert "Received unexpected state from API" in logged, logged
+    async with get_client() as client:
+        assert (await client.read_flow_run(run.id)).state_type is StateType.SCHEDULED
