@@ -18,8 +18,9 @@ The driver gives each input the moment its step waits, as a person would (the ac
 the case record, decisions through the gateway's code), and tries again when a fault gets in the
 way: never an answer twice, since it checks first that the run still waits on that step. The
 deadline sweep runs every `sweep_seconds`, as the force's schedule does, compressed; it is what
-reschedules runs whose process was killed (after RPRP_STALLED_RUN_MINUTES, 1 here) and what
-delivers mail the SMTP outage held back.
+reschedules runs whose process was killed (after RPRP_STALLED_RUN_MINUTES, 1 here unless
+`env` says otherwise) and what delivers mail the SMTP outage held back (first tried again after
+RPRP_SMTP_RETRY_SECONDS, 30 unless `env` says otherwise).
 
 At the end, from the case DB, the SMTP sink's files and Prefect: every case's state, steps lost,
 emails delivered twice or never, duplicate decisions and audit events, flow runs left Crashed or
@@ -55,6 +56,7 @@ CHAOS_ENV = {
     "RPRP_PSD_DECISION_MAKERS": "psd@force.example",
     "RPRP_REPORT_QUALITY_CHECK": "never",
     "RPRP_STALLED_RUN_MINUTES": "1",
+    "RPRP_SMTP_RETRY_SECONDS": "30",
 }
 
 
@@ -556,7 +558,8 @@ def summarise(results: list[CaseResult]) -> dict[str, Any]:
 
 async def run(cases: int, throughput_cases: int, workdir: Path, log: Callable[[str], None],
               outage_seconds: float = 15.0, settle_seconds: float = 10.0,
-              sweep_seconds: float = 15.0, postgres_url: str = "") -> dict[str, Any]:
+              sweep_seconds: float = 15.0, postgres_url: str = "",
+              env: dict[str, str] | None = None) -> dict[str, Any]:
     from infra.settings import reset_settings
     from rprp.processes import free_port
 
@@ -564,7 +567,7 @@ async def run(cases: int, throughput_cases: int, workdir: Path, log: Callable[[s
         database_prefix=f"rprp_chaos_{os.getpid()}", own_redis=True, drop_databases=True,
         own_mail_sink=True,
         scheduler=False, prefect_port=free_port(), portal_port=free_port(),
-        extra_env=dict(CHAOS_ENV))
+        extra_env=CHAOS_ENV | (env or {}))
     if postgres_url:
         options.postgres_url = postgres_url  # a server given: its connections are ended
     elif postgres_binaries() is not None:
@@ -653,15 +656,19 @@ async def _phases(cluster: Cluster, cases: int, throughput_cases: int,
             "throughput": throughput, "sweeps_run": sweeps,
             "settings": {"outage_seconds": outage_seconds, "settle_seconds": settle_seconds,
                          "sweep_seconds": sweep_seconds, "workers": 2, "replicas": 2,
-                         "worker_limit": cluster.options.worker_limit, **CHAOS_ENV},
+                         "worker_limit": cluster.options.worker_limit,
+                         **cluster.options.extra_env},
         })
     return report
 
 
 def describe(machine: dict[str, Any]) -> str:
+    speed = machine.get("speed") or {}
+    pace = (f", Prefect's engine imported in {speed['prefect_engine_import_seconds']:.1f} s"
+            if "prefect_engine_import_seconds" in speed else "")
     return (f"{machine.get('cores')} cores ({machine.get('cpu')}), "
             f"{machine.get('memory_gb')} GB, Python {machine.get('python')}, "
-            f"git {machine.get('git_commit')}")
+            f"git {machine.get('git_commit')}{pace}")
 
 
 def markdown(report: dict[str, Any], command: str, machine: dict[str, Any]) -> str:

@@ -70,6 +70,9 @@ def parser(prog: str) -> argparse.ArgumentParser:
                    help="the worker's PREFECT_WORKER_QUERY_SECONDS (default 1)")
     p.add_argument("--no-profile", action="store_true",
                    help="skip the profiles (flow processes under pyinstrument, the sweep, intake)")
+    p.add_argument("--no-warm-up", action="store_true",
+                   help="skip the uncounted first case of figures 1 and 8 (the smoke test's "
+                        "choice; figures taken so include first imports and connections)")
     p.add_argument("--notes", type=Path, help="a markdown file to add to the summary as Notes")
     p.add_argument("--render", type=Path,
                    help="only re-write the .md beside this results JSON (with --notes)")
@@ -148,7 +151,7 @@ def main(argv: list[str] | None = None, prog: str = "python -m bench") -> int:
                       "intake_requests": args.intake_requests,
                       "intake_clients": args.intake_clients, "repeats": args.repeats,
                       "worker_poll_seconds": args.poll_seconds, "worker_limit": 4,
-                      "central_cases": args.central_cases},
+                      "central_cases": args.central_cases, "warm_up": not args.no_warm_up},
         },
         "machine": facts(),
         "figures": {},
@@ -246,7 +249,8 @@ def _figure(name: str, stack: Any, args: argparse.Namespace, sizes: list[int],
     if name == "lifecycle":
         from bench import lifecycle
 
-        out = asyncio.run(lifecycle.run(stack, args.cases_lifecycle, args.lifecycle_repeats, log))
+        out = asyncio.run(lifecycle.run(stack, args.cases_lifecycle, args.lifecycle_repeats, log,
+                                         warm_up=not args.no_warm_up))
         if not args.no_profile:
             results["profile"] = _guard(lambda: _profile_flows(stack))
         return out
@@ -267,7 +271,8 @@ def _figure(name: str, stack: Any, args: argparse.Namespace, sizes: list[int],
         from bench import next_wait
 
         workers = tuple(w.strip() for w in args.next_wait_workers.split(",") if w.strip())
-        return asyncio.run(next_wait.run(stack, args.next_wait_cases, log, workers))
+        return asyncio.run(next_wait.run(stack, args.next_wait_cases, log, workers,
+                                         warm_up=not args.no_warm_up))
     if name == "intake":
         from bench import intake
 

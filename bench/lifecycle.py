@@ -213,15 +213,18 @@ def _step_medians(batches: list[dict[str, Any]]) -> dict[str, float]:
     return {label: round(statistics.median(v), 2) for label, v in pooled.items()}
 
 
-async def run(stack: Any, cases: int, repeats: int, log: Any) -> dict[str, Any]:
+async def run(stack: Any, cases: int, repeats: int, log: Any, warm_up: bool = True
+              ) -> dict[str, Any]:
     record_dir = stack.bare_dir
     batches: list[dict[str, Any]] = []
     pairs: list[dict[str, Any]] = []
     async with RunWatcher(0.25) as watcher:
         # Warm-up: one of each, not counted (first imports, first connections, DB caches).
-        log("lifecycle: warm-up (1 case + 1 bare, not counted)")
-        warm = [await batch("case", 1, watcher, record_dir), await batch("bare", 1, watcher,
-                                                                         record_dir)]
+        warm = []
+        if warm_up:
+            log("lifecycle: warm-up (1 case + 1 bare, not counted)")
+            warm = [await batch("case", 1, watcher, record_dir),
+                    await batch("bare", 1, watcher, record_dir)]
         for w in warm:
             if w["error_count"]:
                 raise RuntimeError(f"lifecycle warm-up failed: {w['errors']}")

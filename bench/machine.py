@@ -6,6 +6,7 @@ import os
 import platform
 import subprocess
 import sys
+import time
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,27 @@ def load_average() -> list[float]:
         return []
 
 
+def speed() -> dict[str, float]:
+    """Two references for comparing machines, since the same run takes 2-3 times as long on one
+    2-core machine as on another: a pure-Python loop in this process, and the start that every
+    Prefect process pays (a new interpreter importing Prefect's engine). Best of two each."""
+    def loop() -> float:
+        t0 = time.perf_counter()
+        total = 0
+        for i in range(2_000_000):
+            total += i
+        return time.perf_counter() - t0
+
+    def engine_import() -> float:
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "import prefect.engine"], cwd=ROOT,
+                       capture_output=True, timeout=120, check=True)
+        return time.perf_counter() - t0
+
+    return {"python_loop_seconds": round(min(loop(), loop()), 3),
+            "prefect_engine_import_seconds": round(min(engine_import(), engine_import()), 2)}
+
+
 def facts() -> dict[str, Any]:
     versions = {}
     for name in PACKAGES:
@@ -73,6 +95,7 @@ def facts() -> dict[str, Any]:
         "versions": versions,
         "git_commit": _git_commit(),
         "load_average_at_start": load_average(),
+        "speed": speed(),
     }
 
 
@@ -108,3 +131,9 @@ def command_line(pid: int) -> str:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
     except OSError:
         return ""
+
+
+if __name__ == "__main__":  # python -m bench.machine: the facts a suite's wall time needs beside it
+    import json
+
+    print(json.dumps(facts(), indent=2))

@@ -87,7 +87,7 @@ async def _while_alive(stack: Any, work: Any) -> Any:
         task.cancel()
 
 
-async def _lives(stack: Any, cases: int, log: Any, worker: str
+async def _lives(stack: Any, cases: int, log: Any, worker: str, warm_up: bool = True
                  ) -> tuple[list[dict[str, float]], list[tuple[float, ...]], list[str]]:
     from bench.lifecycle import drive_case
 
@@ -95,7 +95,8 @@ async def _lives(stack: Any, cases: int, log: Any, worker: str
     split: list[tuple[float, ...]] = []
     errors: list[str] = []
     async with RunWatcher(WATCH_SECONDS) as watcher:
-        for i in range(cases + 1):  # the first is a warm-up, not counted
+        first = 0 if warm_up else 1
+        for i in range(first, cases + 1):  # case 0 is a warm-up, not counted
             try:
                 result = await _while_alive(stack, drive_case(watcher))
             except Exception as exc:  # noqa: BLE001 - reported, the others still count
@@ -110,8 +111,8 @@ async def _lives(stack: Any, cases: int, log: Any, worker: str
     return lives, split, errors
 
 
-async def run(stack: Any, cases: int, log: Any, workers: tuple[str, ...] = ("rprp", "stock")
-              ) -> dict[str, Any]:
+async def run(stack: Any, cases: int, log: Any, workers: tuple[str, ...] = ("rprp", "stock"),
+              warm_up: bool = True) -> dict[str, Any]:
     per_worker: dict[str, dict[str, Any]] = {}
     per_phase: dict[str, dict[str, Any]] = {}
     errors: list[str] = []
@@ -119,7 +120,7 @@ async def run(stack: Any, cases: int, log: Any, workers: tuple[str, ...] = ("rpr
         for worker in workers:
             log(f"next wait: {cases} cases one at a time through the {worker} worker ...")
             stack.use_worker(worker)
-            lives, split, failed = await _lives(stack, cases, log, worker)
+            lives, split, failed = await _lives(stack, cases, log, worker, warm_up)
             errors += failed
             per_worker[worker] = by_kind(lives)
             per_phase[worker] = {name: summary([row[i] for row in split])
@@ -135,6 +136,7 @@ async def run(stack: Any, cases: int, log: Any, workers: tuple[str, ...] = ("rpr
     p95s = [ours[k]["p95"] for k in TARGETED if k in ours and ours[k]["p95"] is not None]
     return {
         "cases": cases,
+        "warm_up": warm_up,
         "workers": list(workers),
         "setting": (f"one case at a time; PREFECT_WORKER_QUERY_SECONDS={stack.poll_seconds:g}; "
                     f"rprp = `python -m rprp.worker --limit {stack.worker_limit}` (fork server, "

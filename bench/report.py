@@ -169,7 +169,16 @@ def _machine(m: dict[str, Any]) -> str:
         f"SQLModel {v.get('sqlmodel')}, FastAPI {v.get('fastapi')}, uvicorn {v.get('uvicorn')}, "
         f"httpx {v.get('httpx')}, psycopg {v.get('psycopg')}, asyncpg {v.get('asyncpg')}",
         f"- Databases: {m.get('database_server')}; git commit {m.get('git_commit')}",
+        *_speed(m.get("speed")),
     ])
+
+
+def _speed(speed: dict[str, float] | None) -> list[str]:
+    if not speed:
+        return []
+    return [f"- Speed, to compare machines: a Python loop of 2 million additions "
+            f"{speed['python_loop_seconds']:.2f} s; a new interpreter importing Prefect's engine "
+            f"{speed['prefect_engine_import_seconds']:.1f} s (best of two, at the start)"]
 
 
 def _phases(profile: dict[str, Any]) -> list[str]:
@@ -227,7 +236,9 @@ def markdown(results: dict[str, Any]) -> str:
     nxt = figures.get("nextwait")
     if nxt and "error" not in nxt:
         parts += ["## 8. Answer -> next wait", "",
-                  f"{nxt['cases']} cases per worker after a warm-up case, one at a time, each "
+                  f"{nxt['cases']} cases per worker "
+                  + ("after a warm-up case" if nxt.get("warm_up", True) else "with no warm-up")
+                  + ", one at a time, each "
                   f"input given the moment its step waits; {nxt['setting']}. Seconds from one "
                   "wait (or the answer to it) to the next, by kind of step, median | p95 "
                   "(min-max):", ""]

@@ -93,6 +93,9 @@ class Settings(BaseSettings):
     smtp_max_attempts: int = Field(
         default=8, description="Attempts at an email the server refuses before it is marked failed "
                                "(an unreachable server only delays mail)")
+    smtp_retry_seconds: float = Field(
+        default=30.0, description="The first wait before an email is tried again; it doubles "
+                                  "with each attempt, up to an hour")
 
     account_working_days: int = Field(default=5, description="Law: 5 working days for the account")
     account_reminder_working_days: str = Field(
@@ -137,8 +140,9 @@ class Settings(BaseSettings):
     account_link_grace_days: int = Field(
         default=30, description="*policy* how long after the deadline a late account link works"
     )
-    stalled_run_minutes: int = Field(
-        default=15, description="A case run Running this long has lost its process: reschedule"
+    stalled_run_minutes: float = Field(
+        default=15.0, description="A case run Running this long has lost its process: reschedule "
+                                  "(fractions allowed, e.g. 0.5)"
     )
     extra_holidays: str = Field(default="", description="Extra non-working days, ISO dates")
     disproportionality_min_count: int = Field(
@@ -191,6 +195,13 @@ class Settings(BaseSettings):
     def _positive(cls, value: int) -> int:
         if value < 1:
             raise ValueError("must be at least 1 working day")
+        return value
+
+    @field_validator("smtp_retry_seconds", "stalled_run_minutes")
+    @classmethod
+    def _more_than_zero(cls, value: float) -> float:
+        if value <= 0:
+            raise ValueError("must be more than 0")
         return value
 
     @field_validator("review_rights_endings")

@@ -33,7 +33,6 @@ from tasks.outbox import FAILED, PENDING, SENDING, SENT, UNSENT, Attachment, pen
 
 log = logging.getLogger(__name__)
 
-RETRY_BASE = timedelta(seconds=30)
 RETRY_MAX = timedelta(hours=1)
 CLAIM_SECONDS = 120.0
 
@@ -140,8 +139,10 @@ def _mark_sent(claimed: _Claimed) -> None:
 
 
 def retry_delay(attempts_before: int) -> timedelta:
-    """30 s, 60 s, 120 s ... capped at an hour: an outage delays mail, it never drops it."""
-    delay: timedelta = min(RETRY_BASE * (2 ** min(attempts_before, 20)), RETRY_MAX)
+    """30 s, 60 s, 120 s ... (RPRP_SMTP_RETRY_SECONDS doubling) capped at an hour: an outage
+    delays mail, it never drops it."""
+    base = timedelta(seconds=get_settings().smtp_retry_seconds)
+    delay: timedelta = min(base * (2 ** min(attempts_before, 20)), RETRY_MAX)
     return delay
 
 

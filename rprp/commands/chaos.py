@@ -33,6 +33,14 @@ def run(argv: list[str]) -> int:
                         help="how long the API replica and the SMTP server stay down (default 15)")
     parser.add_argument("--settle-seconds", type=float, default=10.0,
                         help="pause between one fault's recovery and the next (default 10)")
+    parser.add_argument("--sweep-seconds", type=float, default=15.0,
+                        help="how often the deadline sweep runs, compressed (default 15)")
+    parser.add_argument("--stalled-run-minutes", type=float, default=1.0,
+                        help="RPRP_STALLED_RUN_MINUTES for the cluster: how long a run stands "
+                             "Running before the sweep reschedules it (default 1)")
+    parser.add_argument("--mail-retry-seconds", type=float, default=30.0,
+                        help="RPRP_SMTP_RETRY_SECONDS for the cluster: the first wait before a "
+                             "refused email is tried again (default 30, the product's)")
     parser.add_argument("--postgres", default="",
                         help="a PostgreSQL server URL for the cluster's databases, shared, so "
                              "not restarted (default: a server of its own, from initdb, which "
@@ -43,6 +51,9 @@ def run(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if args.cases < 1 or args.throughput_cases < 0:
         parser.error("--cases must be at least 1 and --throughput-cases at least 0")
+    if min(args.sweep_seconds, args.stalled_run_minutes, args.mail_retry_seconds) <= 0:
+        parser.error("--sweep-seconds, --stalled-run-minutes and --mail-retry-seconds must be "
+                     "more than 0")
 
     from bench.chaos import run as run_chaos
     from bench.chaos import write
@@ -57,7 +68,10 @@ def run(argv: list[str]) -> int:
         report = asyncio.run(run_chaos(
             args.cases, args.throughput_cases, Path(workdir),
             lambda line: print(line, flush=True), outage_seconds=args.outage_seconds,
-            settle_seconds=args.settle_seconds, postgres_url=args.postgres))
+            settle_seconds=args.settle_seconds, sweep_seconds=args.sweep_seconds,
+            postgres_url=args.postgres,
+            env={"RPRP_STALLED_RUN_MINUTES": f"{args.stalled_run_minutes:g}",
+                 "RPRP_SMTP_RETRY_SECONDS": f"{args.mail_retry_seconds:g}"}))
     command = shlex.join(["rprp", "chaos", *argv])
     json_path, md_path = write(report, args.out, command, machine)
     print(md_path.read_text())

@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 TINY = ["--cases-lifecycle", "1", "--lifecycle-repeats", "1", "--cases", "3",
         "--sweep-sizes", "20,40", "--wake-targets", "1", "--latency-samples", "2",
         "--intake-requests", "4", "--intake-clients", "2", "--repeats", "1", "--no-profile",
+        "--no-warm-up",
         "--next-wait-cases", "1", "--next-wait-workers", "rprp",
         "--only", "lifecycle,nextwait,waiting,sweep,latency,intake"]
 
@@ -41,6 +42,8 @@ def test_the_bench_harness_runs_every_figure_at_tiny_sizes(tmp_path: Path) -> No
     assert set(figures) == {"lifecycle", "nextwait", "waiting", "sweep", "latency", "intake"}
     assert not [name for name, fig in figures.items() if "error" in fig]
     assert results["machine"]["cores"] >= 1 and results["machine"]["memory_gb"] > 0
+    speed = results["machine"]["speed"]  # to compare one machine's figures with another's
+    assert speed["python_loop_seconds"] > 0 and speed["prefect_engine_import_seconds"] > 0
 
     assert figures["lifecycle"]["failures"] == 0
     assert figures["waiting"]["flow_processes_while_waiting"] == 0
@@ -64,5 +67,7 @@ def test_the_bench_harness_runs_every_figure_at_tiny_sizes(tmp_path: Path) -> No
 
     summary = json_path.with_suffix(".md").read_text()
     assert "## Machine" in summary and "## 1. Lifecycle overhead" in summary
+    assert "Speed, to compare machines" in summary
+    assert results["meta"]["sizes"]["warm_up"] is False and "with no warm-up" in summary
     assert "## 8. Answer -> next wait" in summary
     assert "ratio case / bare" in done.stdout, "the table is printed"

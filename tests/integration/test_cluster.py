@@ -138,7 +138,8 @@ def test_chaos_at_a_small_size_loses_nothing_and_does_nothing_twice(tmp_path: Pa
     own_servers = set(Path(tempfile.gettempdir()).glob("rprp-cluster-pg-*"))
     result = subprocess.run(
         [sys.executable, "-m", "rprp.cli", "chaos", "--cases", "6", "--throughput-cases", "1",
-         "--outage-seconds", "6", "--settle-seconds", "3", "--out", str(out)],
+         "--outage-seconds", "6", "--settle-seconds", "3", "--sweep-seconds", "8",
+         "--stalled-run-minutes", "0.5", "--mail-retry-seconds", "3", "--out", str(out)],
         cwd=ROOT, env=clean_env(tmp_path / "data"), capture_output=True, text=True,
         timeout=1500)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]

@@ -67,9 +67,12 @@ def silent_api(api_listener: socket.socket) -> str:
     return f"http://127.0.0.1:{api_listener.getsockname()[1]}/api"
 
 
-@pytest.fixture
-def fork_server(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    path = str(tmp_path / "fork.sock")
+@pytest.fixture(scope="module")
+def fork_server(tmp_path_factory: pytest.TempPathFactory
+                ) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """One fork server for the module: it preloads the flows for seconds. Each test waits for
+    its own engine to end, so the next finds the server with no child."""
+    path = str(tmp_path_factory.mktemp("forkserver") / "fork.sock")
     server = subprocess.Popen([sys.executable, "-m", "rprp.forkserver", "--socket", path],
                               cwd=ROOT, stdin=subprocess.DEVNULL)
     _until(lambda: os.path.exists(path) or server.poll() is not None, "the fork server")
@@ -88,7 +91,8 @@ def _stand_in(path: str, api: str, *args: str) -> subprocess.Popen[str]:
 
 
 def _engine_of(server: subprocess.Popen[bytes]) -> int:
-    """The one flow run the server forked (each test has one stand-in)."""
+    """The one flow run the server forked (each test has one stand-in, and the one before it
+    saw its own engine end)."""
     found: list[int] = _until(lambda: _children(server.pid), "the forked engine")
     return found[0]
 
@@ -109,11 +113,12 @@ def test_the_engine_is_forked_from_the_server_with_the_stand_ins_environment(
 
 def test_an_engine_s_exit_code_and_output_come_back_through_the_stand_in(
         fork_server, silent_api) -> None:  # type: ignore[no-untyped-def]
-    _, path = fork_server
+    server, path = fork_server
     stand_in = _stand_in(path, silent_api, "not-a-flow-run-id")
     _, err = stand_in.communicate(timeout=CEILING)
     assert stand_in.returncode == 1
     assert "Invalid flow run id" in err
+    _until(lambda: not _children(server.pid), "the engine to be gone from the server")
 
 
 def test_killing_the_stand_in_kills_its_engine(fork_server, silent_api) -> None:  # type: ignore[no-untyped-def]

@@ -15,7 +15,7 @@ from sqlmodel import select
 from infra.db import session_scope
 from infra.mailsink import MailSink, read_messages
 from infra.migrations import upgrade_to_head
-from infra.settings import reset_settings
+from infra.settings import get_settings, reset_settings
 from models import Case, Officer, Outbox, as_utc
 from models.enums import Rank
 from rprp.processes import free_port
@@ -392,6 +392,18 @@ async def test_wrong_port_backs_off_exponentially(
     assert [retry_delay(n) for n in (0, 1, 2)] == [timedelta(seconds=s) for s in (30, 60, 120)]
     assert retry_delay(7) == retry_delay(50) == timedelta(hours=1)
     assert pending_count() == 1
+
+
+def test_the_first_retry_wait_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RPRP_SMTP_RETRY_SECONDS", "2.5")
+    reset_settings()
+    assert [retry_delay(n) for n in (0, 1, 2)] == [timedelta(seconds=s) for s in (2.5, 5, 10)]
+    assert retry_delay(30) == timedelta(hours=1)
+    for bad in ("0", "-1", "soon"):
+        monkeypatch.setenv("RPRP_SMTP_RETRY_SECONDS", bad)
+        reset_settings()
+        with pytest.raises(ValueError, match="smtp_retry_seconds"):
+            get_settings()
 
 
 async def test_mail_the_server_refuses_is_given_up_after_the_last_attempt(

@@ -47,10 +47,13 @@ LONDON = ZoneInfo("Europe/London")
 
 @pytest.fixture(scope="module")
 def scheduling_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrefectServer]:
-    """A server of its own, as `rprp up` starts it: SQLite, with the scheduler service on."""
+    """A server of its own, as `rprp up` starts it: SQLite, with the scheduler service on. Its
+    loop runs every 5 s instead of Prefect's 60, so a schedule added by a test is seen at once
+    (the loop's interval is a tuning; what is proved is that the service creates the runs)."""
     server = make_prefect_server(tmp_path_factory.mktemp("scheduler") / "prefect",
                                  auth_string="",  # what it proves is the scheduler, not access
-                                 services={"scheduler": True})
+                                 services={"scheduler": True},
+                                 extra_env={"PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "5"})
     server.start()
     yield server
     server.stop()

@@ -27,9 +27,10 @@ FLOWS = {"tiny": "tests/support/tiny_flow.py:tiny",
          "slow-exit": "tests/support/slow_exit_flow.py:waits_then_exits_slowly"}
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 async def pool_and_worker(deployments: str, session_dir: Path) -> AsyncIterator[dict[str, str]]:
-    """A pool of its own, a deployment in it for each of FLOWS, and its worker."""
+    """A pool of its own, a deployment in it for each of FLOWS, and its worker, started once
+    for the module (each test's runs are its own)."""
     pool = f"pickup-{uuid.uuid4().hex[:8]}"
     async with get_client() as client:
         await client.create_work_pool(WorkPoolCreate(name=pool, type="process"))

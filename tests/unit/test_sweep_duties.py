@@ -197,3 +197,29 @@ def test_a_review_is_overdue_only_once_its_target_has_passed_in_working_days() -
     overdue_steps(at_seven(target + timedelta(days=3)), SweepReport(as_of="mon"))
     assert reminded() == 2  # the reviewer and PSD, once each
 
+
+
+async def test_a_run_counts_as_stalled_after_a_fraction_of_a_minute_if_so_set(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from infra.settings import get_settings, reset_settings
+
+    asked: list[timedelta] = []
+
+    async def recover(stale_after: timedelta) -> list[str]:
+        asked.append(stale_after)
+        return ["run-1"]
+
+    monkeypatch.setattr(deadline_sweep, "recover_stalled_runs", recover)
+    try:
+        monkeypatch.setenv("RPRP_STALLED_RUN_MINUTES", "0.25")
+        reset_settings()
+        report = SweepReport(as_of="test")
+        await deadline_sweep.stalled_runs(datetime.now(UTC), report)
+        assert asked == [timedelta(seconds=15)] and report.runs_recovered == 1
+        monkeypatch.setenv("RPRP_STALLED_RUN_MINUTES", "0")
+        reset_settings()
+        with pytest.raises(ValueError, match="stalled_run_minutes"):
+            get_settings()
+    finally:
+        monkeypatch.delenv("RPRP_STALLED_RUN_MINUTES", raising=False)
+        reset_settings()
