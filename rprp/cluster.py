@@ -356,15 +356,26 @@ class Cluster:
         self._start_redis()
         self._databases()
         self._upgrade_prefect_database()
-        for index in range(self.options.replicas):
-            self.start_replica(index)
-        self._start_balancer()
+        # Each part spends seconds importing Prefect, so what can start together does. The
+        # first replica starts alone among the replicas: each registers Prefect's block types
+        # as it starts, and two at once collide on the same rows (a unique violation that
+        # stops one). Prefect's services start beside it, the other replicas once it is up,
+        # and the workers and the portal once the deployments are in.
+        self.start_replica(0, wait=False)
         self._start_prefect_services()
+        self.replicas[0].wait_ready(self.options.ready_timeout, self.stop_event)
+        for index in range(1, self.options.replicas):
+            self.start_replica(index, wait=False)
+        self._start_balancer()  # it serves from the first replica until the others are up
         register_deployments(self.child_env(), self.log_dir, timeout=300, stop=self.stop_event)
-        for _ in range(self.options.workers):
-            self.start_worker()
+        starting = [self.workers[self.start_worker(wait=False)]
+                    for _ in range(self.options.workers)]
         if self.options.portal:
-            self._start_portal()
+            starting.append(self._start_portal(wait=False))
+        for service in starting:
+            service.wait_ready(self.options.ready_timeout, self.stop_event)
+        for replica in self.replicas[1:]:
+            replica.wait_ready(self.options.ready_timeout, self.stop_event)
 
     def _check(self) -> None:
         if haproxy_binary() is None:
@@ -399,10 +410,13 @@ class Cluster:
             raise StackError("no Redis answers at 127.0.0.1:6379 and redis-server is not "
                              "installed: start one, or set RPRP_CLUSTER_REDIS_URL")
 
-    def _launch(self, service: Service, timeout: float | None = None) -> Service:
+    def _launch(self, service: Service, timeout: float | None = None,
+                wait: bool = True) -> Service:
+        """Start `service`; unless `wait` is False, return once it is ready."""
         self.services.append(service)
         service.start(self.log_dir)
-        service.wait_ready(timeout or self.options.ready_timeout, self.stop_event)
+        if wait:
+            service.wait_ready(timeout or self.options.ready_timeout, self.stop_event)
         return service
 
     def start_mail_sink(self) -> None:
@@ -509,7 +523,7 @@ class Cluster:
             base_env=self._server_env(), name=f"prefect-api-{index + 1}", no_services=True,
             extra_env=self.redis_env())
 
-    def start_replica(self, index: int) -> None:
+    def start_replica(self, index: int, wait: bool = True) -> None:
         replica = self._replica(index)
         if index < len(self.replicas):
             self.replicas[index] = replica
@@ -517,7 +531,8 @@ class Cluster:
             self.replicas.append(replica)
         service = replica.launch()
         self.services.append(service)
-        replica.wait_ready(self.options.ready_timeout, self.stop_event)
+        if wait:
+            replica.wait_ready(self.options.ready_timeout, self.stop_event)
 
     def kill_replica(self, index: int) -> None:
         """SIGKILL one API replica (as a machine lost would): no goodbye to the balancer."""
@@ -549,8 +564,9 @@ class Cluster:
         env["PREFECT_WORKER_PREFETCH_SECONDS"] = f"{max(self.options.poll_seconds, 1):g}"
         return env
 
-    def start_worker(self) -> str:
-        """One more rprp.worker on the pool; its name (cluster-worker-N)."""
+    def start_worker(self, wait: bool = True) -> str:
+        """One more rprp.worker on the pool; its name (cluster-worker-N). With `wait` False it
+        returns at once (its service, in `workers`, says when it polls)."""
         self._worker_serial += 1
         name = f"cluster-worker-{self._worker_serial}"
         since = datetime.now(UTC)
@@ -558,7 +574,8 @@ class Cluster:
             name, [sys.executable, "-m", "rprp.worker", "--pool", POOL, "--limit",
                    str(self.options.worker_limit), "--name", name],
             self._worker_env(),
-            ready=lambda: worker_polling(self.api_url, name, since, self.auth_string)))
+            ready=lambda: worker_polling(self.api_url, name, since, self.auth_string)),
+            wait=wait)
         return name
 
     def kill_worker(self, name: str) -> list[int]:
@@ -573,11 +590,12 @@ class Cluster:
     def stop_worker(self, name: str) -> None:
         self._stop(self.workers.pop(name))
 
-    def _start_portal(self) -> None:
+    def _start_portal(self, wait: bool = True) -> Service:
         self.portal = self._launch(Service(
             "portal", [sys.executable, "-m", "rprp.cli", "portal", "--host", LOOPBACK,
                        "--port", str(self.options.portal_port)],
-            self.child_env(), ready=lambda: http_ok(f"{self.portal_url}/healthz")))
+            self.child_env(), ready=lambda: http_ok(f"{self.portal_url}/healthz")), wait=wait)
+        return self.portal
 
     # -- stopping --------------------------------------------------------------------------------
     def _kill(self, service: Service | None) -> None:

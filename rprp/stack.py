@@ -168,16 +168,20 @@ class Stack:
         self.say(f"Creating work pool {POOL} and the deployments in prefect.yaml ...")
         server.register_deployments(self.child_env(), timeout=300, stop=self.stop_event)
 
+        # The worker and the portal start together: each spends seconds importing Prefect.
+        starting: list[Service] = []
         if self.options.worker:
             worker = self._worker()
             self.say(f"Starting a process worker on {POOL} (limit {WORKER_LIMIT}) ...")
             self._launch(worker)
-            worker.wait_ready(self.options.ready_timeout, self.stop_event)
+            starting.append(worker)
         if self.options.portal:
             portal = self._portal()
             self.say(f"Starting the portal on {self.portal_url} ...")
             self._launch(portal)
-            portal.wait_ready(self.options.ready_timeout, self.stop_event)
+            starting.append(portal)
+        for service in starting:
+            service.wait_ready(self.options.ready_timeout, self.stop_event)
         env = self.child_env()
         write_state(self.data_dir, RunningStack(
             pid=os.getpid(), prefect_api_url=self.api_url,
