@@ -25,6 +25,14 @@ pytest_plugins = ["tests.support.fixtures"]
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Keep the order below when the files are spread over processes: pytest-xdist's
+    `--dist loadfile` otherwise re-sorts the files by how many tests each has (its
+    `--loadscope-reorder`, on by default), which put the long files, one test each, last."""
+    if getattr(config.option, "dist", "no") in ("loadfile", "loadscope"):
+        config.option.loadscopereorder = False
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The long files first, longest first, then the rest in their order: `./dev test` runs
     the files in two or more processes (pytest-xdist), and a long file left to the end would
