@@ -39,8 +39,8 @@ def run(argv: list[str]) -> int:
                         help="RPRP_STALLED_RUN_MINUTES for the cluster: how long a run stands "
                              "Running before the sweep reschedules it (default 1)")
     parser.add_argument("--mail-retry-seconds", type=float, default=30.0,
-                        help="RPRP_SMTP_RETRY_SECONDS for the cluster: the first wait before a "
-                             "refused email is tried again (default 30, the product's)")
+                        help="RPRP_SMTP_RETRY_SECONDS for the cluster: the first wait before an "
+                             "email that failed is tried again (default 30, the product's)")
     parser.add_argument("--postgres", default="",
                         help="a PostgreSQL server URL for the cluster's databases, shared, so "
                              "not restarted (default: a server of its own, from initdb, which "
