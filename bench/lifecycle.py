@@ -220,14 +220,12 @@ async def run(stack: Any, cases: int, repeats: int, log: Any, warm_up: bool = Tr
     pairs: list[dict[str, Any]] = []
     async with RunWatcher(0.25) as watcher:
         # Warm-up: one of each, not counted (first imports, first connections, DB caches).
-        warm = []
         if warm_up:
             log("lifecycle: warm-up (1 case + 1 bare, not counted)")
-            warm = [await batch("case", 1, watcher, record_dir),
-                    await batch("bare", 1, watcher, record_dir)]
-        for w in warm:
-            if w["error_count"]:
-                raise RuntimeError(f"lifecycle warm-up failed: {w['errors']}")
+            for kind in ("case", "bare"):
+                warm = await batch(kind, 1, watcher, record_dir)
+                if warm["error_count"]:
+                    raise RuntimeError(f"lifecycle warm-up failed: {warm['errors']}")
         for r in range(repeats):
             order = ("case", "bare") if r % 2 == 0 else ("bare", "case")
             pair: dict[str, Any] = {}

@@ -21,6 +21,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def run(argv: list[str]) -> int:
+    from bench.chaos import CHAOS_ENV  # the cluster's settings: their defaults are its
+
+    stalled_minutes = float(CHAOS_ENV["RPRP_STALLED_RUN_MINUTES"])
+    retry_seconds = float(CHAOS_ENV["RPRP_SMTP_RETRY_SECONDS"])
     parser = argparse.ArgumentParser(prog="rprp chaos", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cases", type=int, default=200,
@@ -35,12 +39,12 @@ def run(argv: list[str]) -> int:
                         help="pause between one fault's recovery and the next (default 10)")
     parser.add_argument("--sweep-seconds", type=float, default=15.0,
                         help="how often the deadline sweep runs, compressed (default 15)")
-    parser.add_argument("--stalled-run-minutes", type=float, default=1.0,
+    parser.add_argument("--stalled-run-minutes", type=float, default=stalled_minutes,
                         help="RPRP_STALLED_RUN_MINUTES for the cluster: how long a run stands "
-                             "Running before the sweep reschedules it (default 1)")
-    parser.add_argument("--mail-retry-seconds", type=float, default=30.0,
+                             f"Running before the sweep reschedules it (default {stalled_minutes:g})")
+    parser.add_argument("--mail-retry-seconds", type=float, default=retry_seconds,
                         help="RPRP_SMTP_RETRY_SECONDS for the cluster: the first wait before an "
-                             "email that failed is tried again (default 30, the product's)")
+                             f"email that failed is tried again (default {retry_seconds:g})")
     parser.add_argument("--postgres", default="",
                         help="a PostgreSQL server URL for the cluster's databases, shared, so "
                              "not restarted (default: a server of its own, from initdb, which "

@@ -395,15 +395,20 @@ async def test_wrong_port_backs_off_exponentially(
 
 
 def test_the_first_retry_wait_is_a_setting(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("RPRP_SMTP_RETRY_SECONDS", "2.5")
-    reset_settings()
-    assert [retry_delay(n) for n in (0, 1, 2)] == [timedelta(seconds=s) for s in (2.5, 5, 10)]
-    assert retry_delay(30) == timedelta(hours=1)
-    for bad in ("0", "-1", "soon"):
-        monkeypatch.setenv("RPRP_SMTP_RETRY_SECONDS", bad)
+    try:
+        monkeypatch.setenv("RPRP_SMTP_RETRY_SECONDS", "2.5")
         reset_settings()
-        with pytest.raises(ValueError, match="smtp_retry_seconds"):
-            get_settings()
+        assert [retry_delay(n) for n in (0, 1, 2)] == [timedelta(seconds=s)
+                                                       for s in (2.5, 5, 10)]
+        assert retry_delay(30) == timedelta(hours=1)
+        for bad in ("0", "-1", "soon"):
+            monkeypatch.setenv("RPRP_SMTP_RETRY_SECONDS", bad)
+            reset_settings()
+            with pytest.raises(ValueError, match="smtp_retry_seconds"):
+                get_settings()
+    finally:  # the session's settings again for the tests after, whatever happened here
+        monkeypatch.delenv("RPRP_SMTP_RETRY_SECONDS", raising=False)
+        reset_settings()
 
 
 async def test_mail_the_server_refuses_is_given_up_after_the_last_attempt(
